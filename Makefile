@@ -1,0 +1,50 @@
+# SecuMon Collector. `make serve` and `make test` install whatever is missing first (scripts/setup.sh).
+SHELL := /bin/bash
+BUN := $(CURDIR)/.tools/bun
+export PATH := $(CURDIR)/.tools:$(CURDIR)/node_modules/.bin:$(PATH)
+
+.PHONY: setup gen serve test test-only lint typecheck fmt build vendor clean bench-startup help
+
+help:
+	@echo "make serve | test | build | bench-startup | lint | typecheck | fmt | clean"
+
+setup:
+	@scripts/setup.sh
+
+vendor: setup
+
+gen: setup
+	@$(BUN) scripts/gen-embeds.ts
+
+## serve: run the collector from source on its embedded defaults (data in ./data, HTTP on 127.0.0.1:8080)
+serve: gen
+	$(BUN) src/main.ts serve $(ARGS)
+
+## test: format/lint, type-check, build the binary, then the whole test suite
+test: gen lint typecheck build
+	@scripts/test.sh $(TESTS)
+
+## test-only: the suite without lint/typecheck/build (quick iterations)
+test-only: gen
+	@scripts/test.sh $(TESTS)
+
+lint: gen
+	@biome check .
+
+typecheck: gen
+	@tsc --noEmit -p tsconfig.json
+
+fmt: gen
+	@biome check --write .
+
+## build: the single executable dist/secumon-collector (nats-server, wireguard-go and migrations embedded)
+build: gen
+	@mkdir -p dist
+	@$(BUN) build --compile --minify --sourcemap=none src/main.ts --outfile dist/secumon-collector 2>&1 | grep -v '^\s*$$' | tail -3
+	@ls -la dist/secumon-collector | awk '{printf "{\"level\":\"info\",\"msg\":\"built dist/secumon-collector (%.1f MiB)\"}\n", $$5/1048576}'
+
+bench-startup: build
+	@$(BUN) bench/startup.ts
+
+clean:
+	rm -rf dist data .tmp

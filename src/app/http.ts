@@ -1,0 +1,105 @@
+/**
+ * The HTTP server on api.port: /health, /ready and /metrics for every role set (so Kubernetes and the
+ * appliance's watchdog can probe any instance), plus whatever routes the api role mounts.
+ * Request ids: an incoming X-Request-Id is kept (when sane), otherwise one is generated; it is echoed back
+ * and carried in every log line of the request.
+ */
+import { Elysia } from "elysia";
+import { CollectorError, isCollectorError } from "../lib/errors.ts";
+import type { Logger } from "../observability/logger.ts";
+import { METRICS_CONTENT_TYPE, type Registry } from "../observability/metrics.ts";
+
+export interface HttpDeps {
+  log: Logger;
+  metrics: Registry;
+  /** Reasons the collector is not ready; empty when it is. */
+  notReady: () => string[];
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function createHttpApp(deps: HttpDeps) {
+  const requests = deps.metrics.counter({
+    name: "secumon_http_requests_total",
+    help: "HTTP requests answered, by route and status code.",
+    labelNames: ["method", "route", "status"],
+  });
+  const duration = deps.metrics.histogram({
+    name: "secumon_http_request_duration_seconds",
+    help: "Time to answer HTTP requests, by route.",
+    labelNames: ["method", "route"],
+  });
+  const started = new WeakMap<Request, number>();
+
+  return new Elysia({ name: "collector/http" })
+    .derive({ as: "global" }, ({ request, set }) => {
+      const incoming = request.headers.get("x-request-id");
+      const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
+      set.headers["x-request-id"] = requestId;
+      started.set(request, performance.now());
+      return { requestId, log: deps.log.child({ requestId }) };
+    })
+    .onAfterResponse({ as: "global" }, ({ request, route, set, requestId }) => {
+      const t0 = started.get(request);
+      const seconds = t0 === undefined ? 0 : (performance.now() - t0) / 1000;
+      const status = typeof set.status === "number" ? set.status : 200;
+      const r = route || "unmatched";
+      requests.inc({ method: request.method, route: r, status });
+      duration.observe({ method: request.method, route: r }, seconds);
+      const quiet = r === "/health" || r === "/metrics" || r === "/ready";
+      deps.log[quiet ? "debug" : "info"](
+        { requestId, method: request.method, route: r, status, ms: Math.round(seconds * 1000) },
+        "http request",
+      );
+    })
+    .onError({ as: "global" }, ({ code, error, set, request }) => {
+      if (isCollectorError(error)) {
+        set.status = error.status;
+        return { status: "error", errorType: error.code, error: error.message };
+      }
+      if (code === "NOT_FOUND") {
+        set.status = 404;
+        return { status: "error", errorType: "NOT_FOUND", error: `no route for ${request.method} ${new URL(request.url).pathname}` };
+      }
+      if (code === "VALIDATION" || code === "PARSE") {
+        set.status = 400;
+        return { status: "error", errorType: "BAD_REQUEST", error: String((error as Error).message ?? error) };
+      }
+      deps.log.error({ err: String(error), stack: (error as Error).stack }, "unhandled error in HTTP handler");
+      set.status = 500;
+      return { status: "error", errorType: "INTERNAL", error: "internal error; the collector's log has the details" };
+    })
+    .get("/health", () => ({ status: "ok" }))
+    .get("/ready", ({ set }) => {
+      const reasons = deps.notReady();
+      if (reasons.length) {
+        set.status = 503;
+        return { status: "not_ready", reasons };
+      }
+      return { status: "ready" };
+    })
+    .get("/metrics", ({ set }) => {
+      set.headers["content-type"] = METRICS_CONTENT_TYPE;
+      return deps.metrics.render();
+    });
+}
+
+export type HttpApp = ReturnType<typeof createHttpApp>;
+
+export async function listen(app: Elysia, host: string, port: number): Promise<{ port: number; stop(): Promise<void> }> {
+  try {
+    app.listen({ hostname: host, port, reusePort: false });
+  } catch (err) {
+    if (/EADDRINUSE|in use/i.test(String(err)) || (err as { code?: string }).code === "EADDRINUSE") {
+      throw new CollectorError(
+        "PORT_IN_USE",
+        `port ${host}:${port} (api.port) is already in use by another process. ` +
+          "Stop that process, or choose another port with api.port in the config file or SECUMON_API__PORT.",
+      );
+    }
+    throw err;
+  }
+  const server = app.server;
+  if (!server?.port) throw new CollectorError("INTERNAL", `the HTTP server did not start on ${host}:${port}`);
+  return { port: server.port, stop: async () => void (await app.stop(true)) };
+}

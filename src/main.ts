@@ -1,0 +1,47 @@
+#!/usr/bin/env bun
+/**
+ * secumon-collector: the command line. Parses argv, runs one command, maps errors to exit codes
+ * (0 ok, 1 runtime failure, 2 bad usage or configuration) and prints them as one structured log line.
+ */
+import { checkConfig, HELP, help, migrate, serve, version } from "./cli/commands.ts";
+import { errorMessage, exitCodeFor, isCollectorError } from "./lib/errors.ts";
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  const out = (s: string) => process.stdout.write(s.endsWith("\n") ? s : `${s}\n`);
+  switch (cmd) {
+    case "serve":
+      return serve(rest);
+    case "migrate":
+      return migrate(rest);
+    case "check-config":
+      return checkConfig(rest, out);
+    case "version":
+    case "--version":
+      return version(out);
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      return help(rest[0] ?? "main");
+    default:
+      process.stderr.write(`unknown command: ${cmd}\n\n${HELP.main}\n`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    const line = {
+      level: "fatal",
+      time: new Date().toISOString(),
+      service: "secumon-collector",
+      code: isCollectorError(err) ? err.code : "INTERNAL",
+      msg: errorMessage(err),
+    };
+    process.stderr.write(`${JSON.stringify(line)}\n`);
+    if (!isCollectorError(err) && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    process.exit(exitCodeFor(err));
+  },
+);
