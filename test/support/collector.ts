@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 /** Starts a whole collector in-process on free ports and a temp data directory. */
 import { type Collector, createCollector } from "../../src/app/collector.ts";
 import { loadConfig } from "../../src/config/load.ts";
@@ -36,10 +37,11 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | false>, timeo
   }
 }
 
+/** True while the process exists and is not a zombie waiting to be reaped. */
 export function isAlive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
   } catch {
     return false;
   }
