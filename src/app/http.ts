@@ -86,7 +86,7 @@ export function createHttpApp(deps: HttpDeps) {
 
 export type HttpApp = ReturnType<typeof createHttpApp>;
 
-export async function listen(app: Elysia, host: string, port: number): Promise<{ port: number; stop(): Promise<void> }> {
+export async function listen(app: HttpApp, host: string, port: number): Promise<{ port: number; stop(): Promise<void> }> {
   try {
     app.listen({ hostname: host, port, reusePort: false });
   } catch (err) {

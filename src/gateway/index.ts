@@ -1,9 +1,9 @@
-/** The gateway role: gRPC (mTLS) endpoint for agents and probes. */
+/** The gateway role: gRPC (mTLS) endpoint for agents and probes (enrollment, telemetry streams, probe assignments). */
 import { placeholderRole, type RoleDefinition } from "../app/role.ts";
 
 export const gatewayRole: RoleDefinition = {
   name: "gateway",
-  summary: "gRPC (mTLS) endpoint for agents and probes",
-  needs: ["enrollment", "" "telemetry" "streams", "" "probe" "assignments"],
-  create: (ctx) => placeholderRole("gateway", "database,nats:issue #3", ctx),
+  summary: "gRPC (mTLS) endpoint for agents and probes: enrollment, telemetry, assignments",
+  needs: ["database", "nats"],
+  create: (ctx) => placeholderRole("gateway", "issue #3", ctx),
 };

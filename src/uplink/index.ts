@@ -1,9 +1,9 @@
-/** The uplink role: federation. */
+/** The uplink role: federation. Forwards this site's telemetry to an upstream collector, store-and-forward. */
 import { placeholderRole, type RoleDefinition } from "../app/role.ts";
 
 export const uplinkRole: RoleDefinition = {
   name: "uplink",
-  summary: "federation",
-  needs: ["forwards" "this" "site"'"s" "telemetry" "to" "an" "upstream" "collector", "" "store"-"and"-"forward"],
-  create: (ctx) => placeholderRole("uplink", "nats:federation", ctx),
+  summary: "federation: forwards this site's telemetry to an upstream collector",
+  needs: ["nats"],
+  create: (ctx) => placeholderRole("uplink", "federation", ctx),
 };
