@@ -4,7 +4,7 @@
  * (0 ok, 1 runtime failure, 2 bad usage or configuration) and prints them as one structured log line.
  */
 import { checkConfig, HELP, help, migrate, serve, version } from "./cli/commands.ts";
-import { errorMessage, exitCodeFor, isCollectorError } from "./lib/errors.ts";
+import { errorMessage, exitCodeFor, isCollectorError, UsageError } from "./lib/errors.ts";
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -17,6 +17,9 @@ async function main(argv: string[]): Promise<number> {
     case "check-config":
       return checkConfig(rest, out);
     case "version":
+      if (rest.includes("--help") || rest.includes("-h")) return help("version");
+      if (rest.length) throw new UsageError(`version: unexpected argument ${rest[0]}`);
+      return version(out);
     case "--version":
       return version(out);
     case undefined:

@@ -155,7 +155,7 @@ export function createCollector({ config, log }: CollectorOptions): Collector {
         await assertPortFree(config.nats.host, port, "nats.port", "SECUMON_NATS__PORT");
         const child = natsChild(
           {
-            binary: executable("nats-server", dataDir),
+            binary: await executable("nats-server", dataDir),
             dataDir,
             host: config.nats.host,
             port,

@@ -3,12 +3,12 @@
  * they live inside it (under /$bunfs/), where they cannot be executed: copy them out to the data directory
  * once per version, chmod 755, then spawn the copy.
  */
-import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, statSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, renameSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { CollectorError } from "../lib/errors.ts";
 import { embeddedBinaries } from "./embedded.gen.ts";
 
-export function executable(name: "nats-server" | "wireguard-go", dataDir: string): string {
+export async function executable(name: "nats-server" | "wireguard-go", dataDir: string): Promise<string> {
   const override = process.env[`SECUMON_${name.toUpperCase().replace("-", "_")}_BIN`];
   if (override) return override;
   const embedded = embeddedBinaries[name];
@@ -25,7 +25,8 @@ export function executable(name: "nats-server" | "wireguard-go", dataDir: string
   if (!existsSync(target) || statSync(target).size !== size) {
     mkdirSync(dir, { recursive: true, mode: 0o755 });
     const tmp = `${target}.tmp-${process.pid}`;
-    copyFileSync(embedded, tmp);
+    // copyFile cannot read /$bunfs; Bun.file can
+    await Bun.write(tmp, Bun.file(embedded));
     chmodSync(tmp, 0o755);
     renameSync(tmp, target);
   }

@@ -30,17 +30,17 @@ export class Group {
   /** Starts one service; when it fails, everything already started is stopped and the error rethrown. */
   async start(svc: Service): Promise<void> {
     const t0 = performance.now();
-    this.log.info({ service: svc.name }, `starting ${svc.name}`);
+    this.log.info({ unit: svc.name }, `starting ${svc.name}`);
     try {
       await svc.start();
     } catch (err) {
-      this.log.error({ service: svc.name, err: String(err) }, `${svc.name} failed to start; rolling back`);
+      this.log.error({ unit: svc.name, err: String(err) }, `${svc.name} failed to start; rolling back`);
       await svc.stop().catch(() => {});
       await this.stop();
       throw err;
     }
     this.started.push(svc);
-    this.log.info({ service: svc.name, ms: Math.round(performance.now() - t0) }, `${svc.name} started`);
+    this.log.info({ unit: svc.name, ms: Math.round(performance.now() - t0) }, `${svc.name} started`);
   }
 
   /** Stops everything in reverse start order; bounded by the deadline; safe to call twice. */
@@ -56,9 +56,9 @@ export class Group {
       const left = Math.max(100, deadline - Date.now());
       try {
         await withTimeout(svc.stop(), left, `${svc.name} did not stop within ${left} ms`);
-        this.log.info({ service: svc.name }, `${svc.name} stopped`);
+        this.log.info({ unit: svc.name }, `${svc.name} stopped`);
       } catch (err) {
-        this.log.error({ service: svc.name, err: String(err) }, `stopping ${svc.name} failed`);
+        this.log.error({ unit: svc.name, err: String(err) }, `stopping ${svc.name} failed`);
         errors.push(err);
       }
     }

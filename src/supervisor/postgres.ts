@@ -4,7 +4,7 @@
  * PostgreSQL refuses to run as root, so when the collector is root the cluster runs as the `postgres`
  * system user (Debian's package creates it).
  */
-import { chownSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import postgres from "postgres";
@@ -99,6 +99,9 @@ export async function prepareEmbeddedPg(
   const clusterDir = join(pgDir, "cluster");
   mkdirSync(clusterDir, { recursive: true, mode: 0o700 });
   if (user) {
+    // the cluster's user must traverse the data directory (not list it): grant o+x on it alone
+    const dataDir = resolve(o.dataDir);
+    chmodSync(dataDir, statSync(dataDir).mode | 0o001);
     chownSync(pgDir, user.uid, user.gid);
     chownSync(clusterDir, user.uid, user.gid);
     const probe = Bun.spawnSync(runAsArgv(user, ["/usr/bin/test", "-w", clusterDir]));
