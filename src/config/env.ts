@@ -5,15 +5,18 @@
  *
  * Values are coerced to the field's type: integers, booleans (true/false/1/0/yes/no/on/off), lists as
  * comma-separated items (`SECUMON_ROLES=gateway,ingestion`; empty = empty list); strings are taken as they are.
- * A `SECUMON_` variable that names no key is an error, so a typo never goes unnoticed. Two names are not
- * config keys: `SECUMON_CONFIG` (the config file path, read by the command line) is ignored here, and
- * `SECUMON_LOG_LEVEL` is a short alias of `SECUMON_LOGGING__LEVEL` (the longer name wins when both are set).
+ * A `SECUMON_` variable that names no key is an error, so a typo never goes unnoticed. Except:
+ * - `SECUMON_LOG_LEVEL` is a short alias of `SECUMON_LOGGING__LEVEL` (the longer name wins when both are set);
+ * - variables the collector reads elsewhere are not config keys and are left alone: `SECUMON_CONFIG` (the
+ *   config file, read by the command line), `SECUMON_NATS_SERVER_BIN` / `SECUMON_WIREGUARD_GO_BIN` (executables
+ *   to run instead of the bundled ones, src/assets/binaries.ts) and `SECUMON_TEST_*` (the test harness).
  */
 import type { TSchema } from "@sinclair/typebox";
 import { childrenOf, pointer, schemaAt } from "./schema.ts";
 
 export const ENV_PREFIX = "SECUMON_";
-const IGNORED = new Set(["SECUMON_CONFIG"]);
+const NOT_CONFIG = new Set(["SECUMON_CONFIG", "SECUMON_NATS_SERVER_BIN", "SECUMON_WIREGUARD_GO_BIN"]);
+const isNotConfig = (name: string) => NOT_CONFIG.has(name) || name.startsWith("SECUMON_TEST_");
 const ALIASES: Record<string, string> = { SECUMON_LOG_LEVEL: "SECUMON_LOGGING__LEVEL" };
 
 /** The variable that sets the key at `path` (`["api", "port"]` → `SECUMON_API__PORT`). */
@@ -30,7 +33,7 @@ export interface EnvOverrides {
 export function envOverrides(env: Record<string, string | undefined>): EnvOverrides {
   const out: EnvOverrides = { values: {}, sources: new Map(), problems: [] };
   const names = Object.keys(env)
-    .filter((n) => n.startsWith(ENV_PREFIX) && !IGNORED.has(n) && env[n] !== undefined)
+    .filter((n) => n.startsWith(ENV_PREFIX) && !isNotConfig(n) && env[n] !== undefined)
     // Aliases first, so the canonical name, applied later, wins.
     .sort((a, b) => Number(b in ALIASES) - Number(a in ALIASES) || a.localeCompare(b));
   for (const name of names) {

@@ -55,6 +55,13 @@ describe("the file", () => {
     expect(problems[1]).toStartWith("SECUMON_NOPE: unknown setting");
   });
 
+  test("keys come out in the schema's order, whatever the file's order", () => {
+    const file = yamlFile("order.yaml", "nats:\n  port: 0\napi:\n  port: 1\n  host: 0.0.0.0\n");
+    const c = loadConfig({ file, env: {} });
+    expect(Object.keys(c).slice(0, 5)).toEqual(["data_dir", "roles", "logging", "api", "gateway"]);
+    expect(Object.keys(c.api).slice(0, 2)).toEqual(["host", "port"]);
+  });
+
   test("an empty file means defaults, and anchors work", () => {
     expect(loadConfig({ file: yamlFile("empty.yaml", ""), env: {} }).api.port).toBe(8080);
     const anchors = yamlFile("anchors.yaml", "api:\n  host: &h 0.0.0.0\ngateway:\n  host: *h\n");
@@ -69,7 +76,7 @@ describe("environment overrides", () => {
     expect(envName(["data_dir"])).toBe("SECUMON_DATA_DIR");
   });
 
-  test("values are coerced to the field's type and win over the file", () => {
+  test("values are coerced to the field's type and win over the file; non-config SECUMON_ names are left alone", () => {
     const file = yamlFile(
       "env.yaml",
       "api:\n  port: 8081\n  tls:\n    enabled: true\n    cert_file: /c\n    key_file: /k\n",
@@ -85,6 +92,9 @@ describe("environment overrides", () => {
         SECUMON_DATA_DIR: "/srv/secumon",
         SECUMON_GATEWAY__RATE_LIMITING__ENABLED: "0",
         SECUMON_CONFIG: "/etc/secumon/collector.yaml",
+        SECUMON_NATS_SERVER_BIN: "/opt/nats-server",
+        SECUMON_WIREGUARD_GO_BIN: "/opt/wireguard-go",
+        SECUMON_TEST_DATABASE_URL: "postgres://localhost/test",
         PATH: "/usr/bin",
       },
     });

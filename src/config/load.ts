@@ -7,12 +7,13 @@
  * In the file, an empty value (`api:` with nothing under it, `~`, `null`) means "not set": the default applies.
  */
 import { readFileSync } from "node:fs";
+import type { TSchema } from "@sinclair/typebox";
 import { Value, type ValueError, ValueErrorType } from "@sinclair/typebox/value";
 import { parseDocument } from "yaml";
 import { ConfigError } from "../lib/errors.ts";
 import { envOverrides, setIn } from "./env.ts";
 import { describeErrors } from "./problems.ts";
-import { type Config, type ConfigOverrides, ConfigSchema, schemaAt } from "./schema.ts";
+import { type Config, type ConfigOverrides, ConfigSchema, childrenOf, schemaAt } from "./schema.ts";
 import { semanticProblems } from "./semantic.ts";
 
 export interface LoadOptions {
@@ -46,7 +47,14 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   problems.push(...describeErrors(errors).map(from));
   problems.push(...crossFieldProblems(value, errors).map(from));
   if (problems.length > 0) throw new ConfigError(problems);
-  return value as Config;
+  return inSchemaOrder(ConfigSchema, value) as Config;
+}
+
+/** Keys in the schema's order rather than the file's, so printed configs (check-config) read the same. */
+function inSchemaOrder(schema: TSchema, value: unknown): unknown {
+  const kids = childrenOf(schema);
+  if (!kids || !isMapping(value)) return value;
+  return Object.fromEntries(Object.entries(kids).map(([k, s]) => [k, inSchemaOrder(s, value[k])]));
 }
 
 /**

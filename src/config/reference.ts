@@ -21,7 +21,9 @@ only. Unknown keys are errors, and every problem is reported at once, each with 
 underscore: \`SECUMON_API__PORT=9090\`, \`SECUMON_DATABASE__URL=postgres://…\`, \`SECUMON_DATA_DIR=/srv/secumon\`.
 Integers and booleans (\`true\`/\`false\`, \`1\`/\`0\`, \`yes\`/\`no\`) are parsed; lists are comma-separated
 (\`SECUMON_ROLES=gateway,ingestion\`). A \`SECUMON_\` variable naming no key is an error. \`SECUMON_LOG_LEVEL\` is
-accepted as a short form of \`SECUMON_LOGGING__LEVEL\`; \`SECUMON_CONFIG\` is not a key (it names the file).
+accepted as a short form of \`SECUMON_LOGGING__LEVEL\`. Not config keys, and left alone: \`SECUMON_CONFIG\` (the
+file), \`SECUMON_NATS_SERVER_BIN\` and \`SECUMON_WIREGUARD_GO_BIN\` (executables to run instead of the bundled ones),
+\`SECUMON_TEST_*\` (the test harness).
 
 **Durations**: a whole number and a unit, \`ms\`, \`s\`, \`m\`, \`h\` or \`d\`: \`500ms\`, \`30s\`, \`72h\`, \`30d\`.
 

@@ -159,10 +159,6 @@ const nats = Section("NATS JetStream, the bus between roles.", {
     "",
     "External NATS server (`nats://host:4222`). Empty = an embedded nats-server supervised by the collector.",
   ),
-  binary: Str(
-    "",
-    "nats-server executable. Empty = the one embedded in the collector (vendor/bin in development).",
-  ),
   host: Str("127.0.0.1", "Address the embedded nats-server listens on."),
   port: Port(
     14222,
@@ -195,10 +191,6 @@ const database = Section("PostgreSQL (configuration and telemetry).", {
     bin_dir: Str(
       "",
       "Directory holding `initdb` and `postgres`. Empty = detected (/usr/lib/postgresql/<ver>/bin, PATH).",
-    ),
-    run_as_user: Str(
-      "postgres",
-      "System user owning and running the cluster when the collector runs as root (PostgreSQL refuses root).",
     ),
   }),
 });
