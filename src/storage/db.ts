@@ -1,0 +1,215 @@
+/**
+ * The PostgreSQL pool (postgres.js) and the two ways the application runs a transaction:
+ *   - withTenant: as role secumon_app with `secumon.tenant_id` set — row-level security limits every statement
+ *     to that tenant's rows (migrations/001_initial.sql explains the policies);
+ *   - withAdmin: as role secumon_admin (BYPASSRLS) — superadmin screens, authentication lookups made before a
+ *     tenant is known, maintenance jobs. Using it is a deliberate, greppable choice.
+ * Statements run directly on the pool run as the login user (the schema owner), outside both.
+ *
+ * Types are postgres.js's defaults, kept on purpose: int8/bigint and numeric arrive as strings (a JS number
+ * cannot hold every int8 — cast in SQL, `count(*)::int`, or convert where the range is known), timestamptz as
+ * Date, json/jsonb parsed.
+ */
+import postgres from "postgres";
+import { CollectorError } from "../lib/errors.ts";
+import type { Logger } from "../observability/logger.ts";
+
+export type Sql = postgres.Sql;
+export type Tx = postgres.TransactionSql;
+
+export interface ConnectOptions {
+  /** Pool size (default 10). */
+  max?: number;
+  log: Logger;
+  /** Seconds to wait for a connection to open (default 10). */
+  connectTimeoutSeconds?: number;
+}
+
+const APP_ROLE = "secumon_app";
+const ADMIN_ROLE = "secumon_admin";
+
+/**
+ * Opens a pool. Lazy: nothing connects until the first query, so an unreachable server surfaces there (use
+ * `ping`, or any query through `mapDatabaseError`). Accepts libpq's `?host=/socket/dir` for a Unix socket,
+ * which postgres.js itself does not.
+ */
+export function connect(url: string, opts: ConnectOptions): Sql {
+  const { url: clean, path } = parseDatabaseUrl(url);
+  const log = opts.log;
+  return postgres(clean, {
+    ...(path ? { path } : {}),
+    max: opts.max ?? 10,
+    connect_timeout: opts.connectTimeoutSeconds ?? 10,
+    idle_timeout: 60, // idle connections close after a minute and reopen on demand
+    connection: { application_name: "secumon-collector" },
+    onnotice: (n) => log.debug({ notice: { severity: n.severity, code: n.code } }, `postgres: ${n.message}`),
+  });
+}
+
+/** Checks that the database answers; throws DATABASE_UNAVAILABLE with what to check when it does not. */
+export async function ping(sql: Sql): Promise<void> {
+  try {
+    await sql`select 1`;
+  } catch (e) {
+    throw mapDatabaseError(e, sql);
+  }
+}
+
+/**
+ * Runs `fn` in a transaction as secumon_app scoped to one tenant: `SET LOCAL ROLE secumon_app` and
+ * `set_config('secumon.tenant_id', tenantId, true)` (sent as one statement, one round trip). Both end with the
+ * transaction, so a pooled connection never carries a tenant into its next use.
+ */
+export function withTenant<T>(sql: Sql, tenantId: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  if (!UUID.test(tenantId)) {
+    return Promise.reject(
+      new CollectorError("BAD_REQUEST", `tenant id must be a UUID, got ${JSON.stringify(tenantId)}`),
+    );
+  }
+  return inRole(sql, APP_ROLE, tenantId, fn);
+}
+
+/** Runs `fn` in a transaction as secumon_admin, which bypasses row-level security: every tenant's rows. */
+export function withAdmin<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  return inRole(sql, ADMIN_ROLE, "", fn);
+}
+
+async function inRole<T>(sql: Sql, role: string, tenantId: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  try {
+    const result = await sql.begin(async (tx) => {
+      await tx`select set_config('role', ${role}, true), set_config('secumon.tenant_id', ${tenantId}, true)`;
+      return fn(tx);
+    });
+    return result as T;
+  } catch (e) {
+    throw mapDatabaseError(e, sql);
+  }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Socket and DNS failures, and postgres.js's own connection errors (not CONNECTION_ENDED: that is sql.end()). */
+const NETWORK_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ENOENT",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "CONNECT_TIMEOUT",
+  "CONNECTION_CLOSED",
+  "CONNECTION_DESTROYED",
+]);
+
+const URL_HINT = "database.url (SECUMON_DATABASE__URL)";
+
+/**
+ * Turns an error meaning "the database cannot be used right now" (unreachable, refused credentials, missing
+ * database, shutting down, out of connections) into CollectorError DATABASE_UNAVAILABLE saying what to check;
+ * returns any other error unchanged. Messages name user, host and database, never the password.
+ */
+export function mapDatabaseError(e: unknown, sql: Sql): unknown {
+  if (e instanceof CollectorError || !(e instanceof Error)) return e;
+  const code = (e as { code?: unknown }).code;
+  if (typeof code !== "string") return e;
+  const at = describeTarget(sql);
+  const unavailable = (message: string) => new CollectorError("DATABASE_UNAVAILABLE", message, { cause: e });
+  const isServerError = e instanceof postgres.PostgresError;
+
+  if (!isServerError && NETWORK_CODES.has(code)) {
+    if (code === "ENOTFOUND" || code === "EAI_AGAIN") {
+      return unavailable(
+        `cannot resolve the database host of ${at} (${code}): check the host name in ${URL_HINT}`,
+      );
+    }
+    if (code === "CONNECT_TIMEOUT" || code === "ETIMEDOUT") {
+      return unavailable(
+        `PostgreSQL at ${at} did not answer within ${sql.options.connect_timeout} s (${code}): check that the server ` +
+          `is up, that ${URL_HINT} names the right host and port, and that no firewall drops the connection`,
+      );
+    }
+    if (
+      code === "CONNECTION_CLOSED" ||
+      code === "CONNECTION_DESTROYED" ||
+      code === "ECONNRESET" ||
+      code === "EPIPE"
+    ) {
+      return unavailable(
+        `the connection to PostgreSQL at ${at} was lost (${code}): check that the server is still running ` +
+          "(a restart or crash closes connections); the collector reconnects on its own once it is back",
+      );
+    }
+    return unavailable(
+      `cannot connect to PostgreSQL at ${at} (${code}): check that the server is running and listening there and ` +
+        `that ${URL_HINT} names the right host and port`,
+    );
+  }
+  if (!isServerError) return e;
+  switch (code) {
+    case "28P01":
+    case "28000":
+      return unavailable(
+        `PostgreSQL at ${at} refused the login: ${e.message}. Check the user and password in ${URL_HINT}, and that ` +
+          "pg_hba.conf on the server allows this user from this host",
+      );
+    case "3D000":
+      return unavailable(
+        `${e.message} on PostgreSQL at ${at}: create it (CREATE DATABASE …, owned by the collector's user) or fix ` +
+          `the database name in ${URL_HINT}`,
+      );
+    case "53300":
+      return unavailable(
+        `PostgreSQL at ${at} has no free connection slot (${e.message}): lower database.max_connections or raise ` +
+          "max_connections on the server",
+      );
+    case "57P01":
+    case "57P02":
+    case "57P03":
+      return unavailable(
+        `PostgreSQL at ${at} is starting up or shutting down (${e.message}): wait for it to finish, then try again`,
+      );
+    default:
+      return code.startsWith("08")
+        ? unavailable(`connection problem with PostgreSQL at ${at}: ${e.message} (SQLSTATE ${code})`)
+        : e;
+  }
+}
+
+/** `user@host:port/database` (or `user@socket /dir/.s.PGSQL.5432/database`) — never the password. */
+export function describeTarget(sql: Sql): string {
+  const o = sql.options;
+  const where = o.path
+    ? `socket ${o.path}`
+    : o.host.map((h, i) => `${h.includes(":") ? `[${h}]` : h}:${o.port[i] ?? o.port[0]}`).join(",");
+  return `${o.user}@${where}/${o.database}`;
+}
+
+/**
+ * Checks the scheme and moves libpq's `host=/socket/dir` query parameter into postgres.js's `path`. Otherwise
+ * the URL goes to postgres.js untouched (it also accepts multi-host URLs that WHATWG URL parsing rejects).
+ * The messages never repeat the URL: it may hold a password.
+ */
+function parseDatabaseUrl(raw: string): { url: string; path?: string } {
+  if (!/^postgres(ql)?:\/\/[^\s]*$/i.test(raw)) {
+    throw new CollectorError(
+      "CONFIG_INVALID",
+      `${URL_HINT} is not a PostgreSQL URL: expected postgres://user:password@host:5432/database`,
+    );
+  }
+  const q = raw.indexOf("?");
+  if (q < 0) return { url: raw };
+  const params = new URLSearchParams(raw.slice(q + 1));
+  const dir = params.get("host");
+  if (dir === null || !dir.startsWith("/")) return { url: raw };
+  params.delete("host");
+  const authority = raw.slice(raw.indexOf("://") + 3).split(/[/?]/)[0] ?? "";
+  const port = /:(\d+)$/.exec(authority)?.[1] ?? "5432";
+  const rest = params.toString();
+  return {
+    url: raw.slice(0, q) + (rest ? `?${rest}` : ""),
+    path: `${dir.replace(/\/+$/, "")}/.s.PGSQL.${port}`,
+  };
+}
