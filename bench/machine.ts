@@ -10,5 +10,9 @@ export function printMachine(): void {
 }
 
 export function result(fields: Record<string, number | string>): void {
-  console.log(`RESULT ${Object.entries(fields).map(([k, v]) => `${k}=${v}`).join(" ")}`);
+  console.log(
+    `RESULT ${Object.entries(fields)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(" ")}`,
+  );
 }

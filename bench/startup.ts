@@ -3,7 +3,7 @@
  * /ready, binary size, and idle memory (RSS of the collector and of its children).
  * Goals (issue #2): warm start ≤ 3 s, idle RSS of the collector process ≤ 150 MiB.
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../src/supervisor/ports.ts";
@@ -23,7 +23,11 @@ const env = {
 
 async function startToReady(): Promise<{ proc: ReturnType<typeof Bun.spawn>; seconds: number }> {
   const t0 = performance.now();
-  const proc = Bun.spawn([binary, "serve", "--data-dir", dataDir], { env, stdout: "ignore", stderr: "inherit" });
+  const proc = Bun.spawn([binary, "serve", "--data-dir", dataDir], {
+    env,
+    stdout: "ignore",
+    stderr: "inherit",
+  });
   for (;;) {
     try {
       if ((await fetch(`http://127.0.0.1:${apiPort}/ready`)).status === 200) break;
@@ -82,7 +86,9 @@ for (let i = 0; i < 3; i++) {
 }
 warm.sort((a, b) => a - b);
 const warmMedian = warm[1]!;
-console.log(`warm start to /ready: ${warm.map((w) => w.toFixed(2)).join(", ")} s (median ${warmMedian.toFixed(2)})`);
+console.log(
+  `warm start to /ready: ${warm.map((w) => w.toFixed(2)).join(", ")} s (median ${warmMedian.toFixed(2)})`,
+);
 console.log(`idle RSS: collector ${idleSelf.toFixed(1)} MiB, children ${idleChildren.toFixed(1)} MiB`);
 console.log(`binary: ${binaryMiB.toFixed(1)} MiB`);
 rmSync(dataDir, { recursive: true, force: true });

@@ -18,7 +18,8 @@ function childrenOf(pid: number): number[] {
     if (!/^\d+$/.test(d)) continue;
     try {
       const stat = readFileSync(`/proc/${d}/stat`, "utf8");
-      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(d), ...childrenOf(Number(d)));
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid)
+        out.push(Number(d), ...childrenOf(Number(d)));
     } catch {
       // gone
     }
@@ -54,7 +55,8 @@ async function launch() {
 
 describe("compiled binary", () => {
   beforeAll(() => {
-    if (!existsSync(built)) throw new Error("dist/secumon-collector is missing: run `make build` (make test does)");
+    if (!existsSync(built))
+      throw new Error("dist/secumon-collector is missing: run `make build` (make test does)");
   });
 
   test("runs from an empty directory, is ready, logs JSON, and SIGTERM leaves no child", async () => {
@@ -74,6 +76,10 @@ describe("compiled binary", () => {
     const { proc, kids } = await launch();
     proc.kill("SIGKILL");
     await proc.exited;
-    await waitFor(async () => kids.every((p) => !isAlive(p)), 15_000, "children to exit after the parent died");
+    await waitFor(
+      async () => kids.every((p) => !isAlive(p)),
+      15_000,
+      "children to exit after the parent died",
+    );
   });
 });

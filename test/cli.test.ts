@@ -84,7 +84,9 @@ describe("cli", () => {
     const port = freePort();
     const blocker = Bun.listen({ hostname: "127.0.0.1", port, socket: { data() {} } });
     try {
-      const r = await runCli(["serve", "--data-dir", tempDir()], { env: { SECUMON_API__PORT: String(port) } });
+      const r = await runCli(["serve", "--data-dir", tempDir()], {
+        env: { SECUMON_API__PORT: String(port) },
+      });
       expect(r.code).toBe(1);
       const f = fatalOf(r.stderr);
       expect(f.code).toBe("PORT_IN_USE");
@@ -123,7 +125,9 @@ describe("cli", () => {
   test("an unwritable data directory: exit 1 saying what to do", async () => {
     const file = join(tempDir(), "a-file");
     writeFileSync(file, "");
-    const r = await runCli(["serve", "--data-dir", join(file, "data")], { env: { SECUMON_API__PORT: String(freePort()) } });
+    const r = await runCli(["serve", "--data-dir", join(file, "data")], {
+      env: { SECUMON_API__PORT: String(freePort()) },
+    });
     expect(r.code).toBe(1);
     const f = fatalOf(r.stderr);
     expect(f.code).toBe("DATA_DIR_UNWRITABLE");

@@ -43,7 +43,11 @@ describe("collector", () => {
   test("unknown routes get a JSON 404 envelope", async () => {
     const r = await fetch(`${c.base}/nope`);
     expect(r.status).toBe(404);
-    expect(await r.json()).toEqual({ status: "error", errorType: "NOT_FOUND", error: "no route for GET /nope" });
+    expect(await r.json()).toEqual({
+      status: "error",
+      errorType: "NOT_FOUND",
+      error: "no route for GET /nope",
+    });
   });
 
   test("/metrics is valid Prometheus text (promtool check metrics)", async () => {

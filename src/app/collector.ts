@@ -7,8 +7,8 @@
 import { accessSync, constants, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Sql } from "postgres";
-import { embeddedBinaries, embeddedMigrations } from "../assets/embedded.gen.ts";
 import { executable } from "../assets/binaries.ts";
+import { embeddedBinaries, embeddedMigrations } from "../assets/embedded.gen.ts";
 import { type Config, parseDuration } from "../config/schema.ts";
 import { CollectorError, errorMessage } from "../lib/errors.ts";
 import { Group, type Service } from "../lib/lifecycle.ts";
@@ -16,7 +16,7 @@ import type { Logger } from "../observability/logger.ts";
 import { Registry, registerProcessMetrics } from "../observability/metrics.ts";
 import { connect } from "../storage/db.ts";
 import { runMigrations } from "../storage/migrate.ts";
-import { type ChildEvents, type RestartPolicy, SupervisedChild } from "../supervisor/child.ts";
+import type { ChildEvents, RestartPolicy, SupervisedChild } from "../supervisor/child.ts";
 import { natsChild, natsReady, natsUrl } from "../supervisor/nats.ts";
 import { assertPortFree, freePort } from "../supervisor/ports.ts";
 import { prepareEmbeddedPg } from "../supervisor/postgres.ts";
@@ -46,7 +46,9 @@ export interface Collector {
 }
 
 export function createCollector({ config, log }: CollectorOptions): Collector {
-  const metrics = new Registry({ onCollectError: (err) => log.warn({ err: String(err) }, "metrics collector failed") });
+  const metrics = new Registry({
+    onCollectError: (err) => log.warn({ err: String(err) }, "metrics collector failed"),
+  });
   registerProcessMetrics(metrics, VERSION);
   const childUp = metrics.gauge({
     name: "secumon_child_up",
@@ -118,7 +120,10 @@ export function createCollector({ config, log }: CollectorOptions): Collector {
     const server = await listen(http, config.api.host, config.api.port);
     httpPort = server.port;
     await group.start({ name: "http", start: async () => {}, stop: server.stop });
-    log.info({ url: `http://${config.api.host}:${httpPort}` }, `HTTP listening on http://${config.api.host}:${httpPort}`);
+    log.info(
+      { url: `http://${config.api.host}:${httpPort}` },
+      `HTTP listening on http://${config.api.host}:${httpPort}`,
+    );
 
     const needs = new Set(config.roles.flatMap((r) => ROLES[r].needs));
     // migrations always need the database, even for a nats-only role set
@@ -137,7 +142,10 @@ export function createCollector({ config, log }: CollectorOptions): Collector {
         pending.delete("postgres: starting");
         databaseUrl = pg.url;
       }
-      sql = connect(databaseUrl, { max: config.database.max_connections, log: log.child({ component: "db" }) });
+      sql = connect(databaseUrl, {
+        max: config.database.max_connections,
+        log: log.child({ component: "db" }),
+      });
       const db = sql;
       if (!children.has("postgres")) {
         await group.start(new ExternalWatch("database", () => db`select 1`.then(() => true), log));

@@ -59,15 +59,30 @@ export function createHttpApp(deps: HttpDeps) {
       }
       if (code === "NOT_FOUND") {
         set.status = 404;
-        return { status: "error", errorType: "NOT_FOUND", error: `no route for ${request.method} ${new URL(request.url).pathname}` };
+        return {
+          status: "error",
+          errorType: "NOT_FOUND",
+          error: `no route for ${request.method} ${new URL(request.url).pathname}`,
+        };
       }
       if (code === "VALIDATION" || code === "PARSE") {
         set.status = 400;
-        return { status: "error", errorType: "BAD_REQUEST", error: String((error as Error).message ?? error) };
+        return {
+          status: "error",
+          errorType: "BAD_REQUEST",
+          error: String((error as Error).message ?? error),
+        };
       }
-      deps.log.error({ err: String(error), stack: (error as Error).stack }, "unhandled error in HTTP handler");
+      deps.log.error(
+        { err: String(error), stack: (error as Error).stack },
+        "unhandled error in HTTP handler",
+      );
       set.status = 500;
-      return { status: "error", errorType: "INTERNAL", error: "internal error; the collector's log has the details" };
+      return {
+        status: "error",
+        errorType: "INTERNAL",
+        error: "internal error; the collector's log has the details",
+      };
     })
     .get("/health", () => ({ status: "ok" }))
     .get("/ready", ({ set }) => {
@@ -86,7 +101,11 @@ export function createHttpApp(deps: HttpDeps) {
 
 export type HttpApp = ReturnType<typeof createHttpApp>;
 
-export async function listen(app: HttpApp, host: string, port: number): Promise<{ port: number; stop(): Promise<void> }> {
+export async function listen(
+  app: HttpApp,
+  host: string,
+  port: number,
+): Promise<{ port: number; stop(): Promise<void> }> {
   try {
     app.listen({ hostname: host, port, reusePort: false });
   } catch (err) {

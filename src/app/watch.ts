@@ -16,7 +16,9 @@ export class ExternalWatch implements Service {
   async start(): Promise<void> {
     await this.probe();
     if (this.reason) {
-      throw new Error(`${this.name} is not reachable: ${this.reason}. Check its URL in the config and that it is running.`);
+      throw new Error(
+        `${this.name} is not reachable: ${this.reason}. Check its URL in the config and that it is running.`,
+      );
     }
     this.timer = setInterval(() => void this.probe(), this.intervalMs);
   }
@@ -29,7 +31,8 @@ export class ExternalWatch implements Service {
       this.reason = String(err instanceof Error ? err.message : err);
     }
     if (before !== this.reason && before !== "not checked yet") {
-      if (this.reason) this.log.error({ dependency: this.name, reason: this.reason }, `${this.name} became unavailable`);
+      if (this.reason)
+        this.log.error({ dependency: this.name, reason: this.reason }, `${this.name} became unavailable`);
       else this.log.info({ dependency: this.name }, `${this.name} is available again`);
     }
   }

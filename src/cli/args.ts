@@ -31,7 +31,10 @@ export function parseArgs(argv: string[], spec: Record<string, FlagSpec>, comman
     const eq = arg.indexOf("=");
     const name = arg.slice(2, eq === -1 ? undefined : eq);
     const s = spec[name];
-    if (!s) throw new UsageError(`${command}: unknown option --${name}; see \`secumon-collector ${command} --help\``);
+    if (!s)
+      throw new UsageError(
+        `${command}: unknown option --${name}; see \`secumon-collector ${command} --help\``,
+      );
     if (!s.value) {
       if (eq !== -1) throw new UsageError(`${command}: --${name} takes no value`);
       flags[name] = true;

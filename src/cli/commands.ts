@@ -53,7 +53,8 @@ Validates the configuration (file, then SECUMON_ environment overrides), reports
 secret references (env:, file:, ovh://secrets/) unless --no-resolve, and prints the effective configuration as
 YAML with secrets redacted. Exit code 2 when anything is wrong.
 ${COMMON}`,
-  version: "Usage: secumon-collector version\n\nPrints the collector's version and the bundled components' versions.",
+  version:
+    "Usage: secumon-collector version\n\nPrints the collector's version and the bundled components' versions.",
 };
 
 const CONFIG_FLAGS = { config: { value: true }, "data-dir": { value: true }, help: { value: false } };
@@ -114,7 +115,10 @@ export async function migrate(argv: string[]): Promise<number> {
     const sql = connect(config.database.url, { max: 2, log });
     try {
       const res = await runMigrations(sql, embeddedMigrations, log);
-      log.info({ applied: res.applied }, `migrations done: ${res.applied.length} applied, ${res.skipped} already there`);
+      log.info(
+        { applied: res.applied },
+        `migrations done: ${res.applied.length} applied, ${res.skipped} already there`,
+      );
     } finally {
       await sql.end({ timeout: 5 });
     }
@@ -131,7 +135,11 @@ export async function migrate(argv: string[]): Promise<number> {
 }
 
 export async function checkConfig(argv: string[], out: (s: string) => void): Promise<number> {
-  const { flags, positionals } = parseArgs(argv, { ...CONFIG_FLAGS, "no-resolve": { value: false } }, "check-config");
+  const { flags, positionals } = parseArgs(
+    argv,
+    { ...CONFIG_FLAGS, "no-resolve": { value: false } },
+    "check-config",
+  );
   if (flags.help) return help("check-config");
   noPositionals("check-config", positionals);
   let config = configFrom(flags);

@@ -28,7 +28,11 @@ export class CollectorError extends Error {
   /** Extra structured detail safe to show the user (never secrets). */
   readonly details: unknown;
 
-  constructor(code: ErrorCode, message: string, opts: { status?: number; cause?: unknown; details?: unknown } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    opts: { status?: number; cause?: unknown; details?: unknown } = {},
+  ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.code = code;
     this.status = opts.status ?? defaultStatus(code);
@@ -42,7 +46,8 @@ export class ConfigError extends CollectorError {
   /** Every problem found, each with its path in the document (`/api/port: Expected integer`). */
   readonly problems: string[];
   constructor(problems: string[], opts: { code?: ErrorCode; cause?: unknown } = {}) {
-    const head = problems.length === 1 ? "invalid configuration" : `invalid configuration (${problems.length} problems)`;
+    const head =
+      problems.length === 1 ? "invalid configuration" : `invalid configuration (${problems.length} problems)`;
     super(opts.code ?? "CONFIG_INVALID", `${head}:\n  - ${problems.join("\n  - ")}`, { cause: opts.cause });
     this.problems = problems;
   }
@@ -79,7 +84,8 @@ function defaultStatus(code: ErrorCode): number {
 }
 
 export const isCollectorError = (e: unknown): e is CollectorError => e instanceof CollectorError;
-export const isConfigError = (e: unknown): e is ConfigError => e instanceof ConfigError || e instanceof UsageError;
+export const isConfigError = (e: unknown): e is ConfigError =>
+  e instanceof ConfigError || e instanceof UsageError;
 
 /** Process exit code for an error that ends a CLI command: 2 for usage/config, 1 for everything else. */
 export function exitCodeFor(e: unknown): number {

@@ -16,7 +16,16 @@ export function createLogger(opts: { level?: LogLevel; destination?: pino.Destin
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       redact: {
-        paths: ["password", "*.password", "secret", "*.secret", "token", "*.token", "authorization", "*.authorization"],
+        paths: [
+          "password",
+          "*.password",
+          "secret",
+          "*.secret",
+          "token",
+          "*.token",
+          "authorization",
+          "*.authorization",
+        ],
         censor: "[redacted]",
       },
     },

@@ -216,7 +216,8 @@ export class SupervisedChild implements Service {
     }
     await this.restartLoop?.catch(() => {});
     // a restart may have spawned a new process while we were stopping
-    if (this.proc && this.proc !== proc && this.proc.exitCode === null) await this.kill(this.proc, this.spec.stopSignal);
+    if (this.proc && this.proc !== proc && this.proc.exitCode === null)
+      await this.kill(this.proc, this.spec.stopSignal);
     this.state = "stopped";
     this.reason = "stopped";
   }

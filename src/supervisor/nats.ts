@@ -49,7 +49,12 @@ export async function natsReady(url: string): Promise<boolean> {
   }
 }
 
-export function natsChild(o: NatsOptions, policy: RestartPolicy, log: Logger, events?: ChildEvents): SupervisedChild {
+export function natsChild(
+  o: NatsOptions,
+  policy: RestartPolicy,
+  log: Logger,
+  events?: ChildEvents,
+): SupervisedChild {
   const dir = join(o.dataDir, "nats");
   const storeDir = join(dir, "jetstream");
   mkdirSync(storeDir, { recursive: true, mode: 0o700 });
@@ -64,7 +69,14 @@ export function natsChild(o: NatsOptions, policy: RestartPolicy, log: Logger, ev
       stopSignal: "SIGTERM",
       probe: () => natsReady(url),
       startTimeoutMs: 30_000,
-      levelOf: (l) => (/\[(ERR|FTL)\]/.test(l) ? "error" : /\[WRN\]/.test(l) ? "warn" : /\[(DBG|TRC)\]/.test(l) ? "debug" : "info"),
+      levelOf: (l) =>
+        /\[(ERR|FTL)\]/.test(l)
+          ? "error"
+          : /\[WRN\]/.test(l)
+            ? "warn"
+            : /\[(DBG|TRC)\]/.test(l)
+              ? "debug"
+              : "info",
     },
     policy,
     log,

@@ -1,7 +1,12 @@
 import { CollectorError } from "../lib/errors.ts";
 
 /** Throws PORT_IN_USE, naming the setting to change, when host:port cannot be bound. */
-export async function assertPortFree(host: string, port: number, setting: string, envVar: string): Promise<void> {
+export async function assertPortFree(
+  host: string,
+  port: number,
+  setting: string,
+  envVar: string,
+): Promise<void> {
   if (port === 0) return;
   try {
     const server = Bun.listen({ hostname: host, port, socket: { data() {} } });

@@ -4,7 +4,16 @@
  * PostgreSQL refuses to run as root, so when the collector is root the cluster runs as the `postgres`
  * system user (Debian's package creates it).
  */
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import postgres from "postgres";
@@ -121,7 +130,10 @@ export async function prepareEmbeddedPg(
   if (!existsSync(join(clusterDir, "PG_VERSION"))) {
     // a half-finished initdb leaves files behind that make the next one fail
     for (const f of readdirSync(clusterDir)) rmSync(join(clusterDir, f), { recursive: true, force: true });
-    log.info({ dir: clusterDir }, "initializing the embedded PostgreSQL cluster (first start; takes a few seconds)");
+    log.info(
+      { dir: clusterDir },
+      "initializing the embedded PostgreSQL cluster (first start; takes a few seconds)",
+    );
     const t0 = performance.now();
     const res = Bun.spawnSync(
       runAsArgv(user, [
@@ -183,7 +195,13 @@ export async function prepareEmbeddedPg(
       probe: () => ensureDatabase(admin, database),
       startTimeoutMs: 60_000,
       levelOf: (l) =>
-        /^(FATAL|PANIC|ERROR)/.test(l) ? "error" : /^WARNING/.test(l) ? "warn" : /^(DEBUG|STATEMENT)/.test(l) ? "debug" : "info",
+        /^(FATAL|PANIC|ERROR)/.test(l)
+          ? "error"
+          : /^WARNING/.test(l)
+            ? "warn"
+            : /^(DEBUG|STATEMENT)/.test(l)
+              ? "debug"
+              : "info",
     },
     policy,
     log,

@@ -27,7 +27,11 @@ export async function startCollector(config: Config = testConfig()): Promise<Col
   return Object.assign(c, { base: `http://127.0.0.1:${c.httpPort}` });
 }
 
-export async function waitFor<T>(fn: () => Promise<T | undefined | false>, timeoutMs: number, what: string): Promise<T> {
+export async function waitFor<T>(
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn().catch(() => undefined);

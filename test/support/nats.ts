@@ -18,7 +18,13 @@ export async function testNats(): Promise<string> {
     const dataDir = tempDir("secumon-nats-");
     const port = freePort();
     const child = natsChild(
-      { binary: await executable("nats-server", dataDir), dataDir, host: "127.0.0.1", port, syncInterval: "always" },
+      {
+        binary: await executable("nats-server", dataDir),
+        dataDir,
+        host: "127.0.0.1",
+        port,
+        syncInterval: "always",
+      },
       { initialMs: 200, maxMs: 2000, resetAfterMs: 60_000 },
       silentLogger(),
     );
