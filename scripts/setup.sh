@@ -61,7 +61,7 @@ build_go() { # name module version package-path
   GOBIN="$tmp/bin" CGO_ENABLED=0 GOFLAGS=-trimpath go install -ldflags="-s -w" "$pkg@$version" \
     || { rm -rf "$tmp"; die "building $name failed; check network access to the Go module proxy"; }
   mkdir -p vendor/bin
-  mv "$tmp/bin/$(basename "$pkg")" "vendor/bin/$name"
+  mv "$tmp"/bin/* "vendor/bin/$name"   # go names it after the module path (minus any /vN suffix)
   echo "$version" > "$stamp"
   rm -rf "$tmp"
 }
