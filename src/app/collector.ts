@@ -6,14 +6,19 @@
  */
 import { accessSync, constants, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { Sql } from "postgres";
 import { executable } from "../assets/binaries.ts";
 import { embeddedBinaries, embeddedMigrations } from "../assets/embedded.gen.ts";
+import { connectNats } from "../bus/connect.ts";
+import { ensureTelemetryStream } from "../bus/telemetry.ts";
 import { type Config, parseDuration } from "../config/schema.ts";
 import { CollectorError, errorMessage } from "../lib/errors.ts";
 import { Group, type Service } from "../lib/lifecycle.ts";
 import type { Logger } from "../observability/logger.ts";
 import { Registry, registerProcessMetrics } from "../observability/metrics.ts";
+import { loadKeyring } from "../security/keyring.ts";
 import { connect } from "../storage/db.ts";
 import { runMigrations } from "../storage/migrate.ts";
 import type { ChildEvents, RestartPolicy, SupervisedChild } from "../supervisor/child.ts";
@@ -168,7 +173,7 @@ export function createCollector({ config, log }: CollectorOptions): Collector {
             host: config.nats.host,
             port,
             syncInterval: config.nats.sync_interval,
-            maxStoreBytes: config.nats.max_store_bytes || undefined,
+            maxStoreBytes: config.nats.max_store_bytes + 2 ** 30, // headroom above the stream limit
           },
           policy,
           log.child({ component: "supervisor" }),
@@ -184,12 +189,26 @@ export function createCollector({ config, log }: CollectorOptions): Collector {
       }
     }
 
+    let nc: NatsConnection | null = null;
+    if (needs.has("nats")) {
+      const conn = await connectNats(natsUrlValue, `secumon-collector ${config.roles.join(",")}`, log);
+      nc = conn;
+      await group.start({ name: "nats-client", start: async () => {}, stop: () => conn.drain() });
+      await ensureTelemetryStream(await jetstreamManager(conn), {
+        maxAgeMs: parseDuration(config.nats.stream_max_age),
+        maxBytes: config.nats.max_store_bytes,
+      });
+    }
+
     const ctx: RoleContext = {
       config,
       log,
       metrics,
       sql: sql as Sql,
       natsUrl: natsUrlValue,
+      nats: nc,
+      keyring: loadKeyring({ encryptionKey: config.security.encryption_key, dataDir }),
+      dataDir,
       http: http as unknown as RoleContext["http"],
     };
     for (const name of config.roles) {

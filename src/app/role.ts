@@ -2,12 +2,14 @@
  * The contract every role implements. Roles never call each other: they meet on NATS JetStream subjects and
  * in PostgreSQL. The collector starts a role only after what it `needs` is ready.
  */
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { Elysia } from "elysia";
 import type { Sql } from "postgres";
 import type { Config } from "../config/schema.ts";
 import type { Service } from "../lib/lifecycle.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Registry } from "../observability/metrics.ts";
+import type { Keyring } from "../security/keyring.ts";
 
 export type RoleName = "gateway" | "ingestion" | "alerter" | "api" | "wgmanager" | "uplink" | "maintenance";
 export type Dependency = "database" | "nats";
@@ -19,6 +21,12 @@ export interface RoleContext {
   /** Connection pool to the collector's database. */
   sql: Sql;
   natsUrl: string;
+  /** The process's shared NATS connection (null when no started role needs NATS). */
+  nats: NatsConnection | null;
+  /** Seals and opens secrets stored in the database (AES-256-GCM under the master key). */
+  keyring: Keyring;
+  /** The data directory (absolute). */
+  dataDir: string;
   /** The HTTP server on api.port; roles may mount routes on it. */
   http: Elysia;
 }

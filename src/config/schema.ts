@@ -306,6 +306,12 @@ export const ConfigSchema = Type.Object(
       enrollment_token: Secret("Token enrolling this collector upstream (used once)."),
       ca_file: Str("", "PEM CA to trust for the upstream gateway. Empty = system CAs."),
     }),
+    security: Section("Keys protecting secrets at rest.", {
+      encryption_key: Secret(
+        "Master key (32 bytes, base64) sealing secrets stored in the database (AES-256-GCM). " +
+          "Empty = generated once under `data_dir/secrets/`; set it when several instances share a database.",
+      ),
+    }),
     supervisor: Section("Child processes (nats-server, postgres, wireguard-go).", {
       stop_timeout: Duration("10s", "Wait after SIGTERM before SIGKILL."),
       restart_backoff_initial: Duration("500ms", "First delay before restarting a crashed child."),
