@@ -24,6 +24,8 @@ export interface ChildSpec {
   /** Resolves true once the child serves; called repeatedly until it does or the start times out. */
   probe: () => Promise<boolean>;
   startTimeoutMs: number;
+  /** Grace period after the stop signal before SIGKILL (default 8 s). */
+  killAfterMs?: number;
   /** Maps one output line to a log level (child log formats differ). */
   levelOf?: (line: string) => "debug" | "info" | "warn" | "error";
 }
@@ -38,6 +40,11 @@ export interface RestartPolicy {
 export interface ChildEvents {
   onRestart?: (name: string) => void;
   onStateChange?: (name: string, up: boolean) => void;
+}
+
+/** Delay before restart number `restarts + 1`: initial × 2^restarts, capped at max. */
+export function restartDelay(restarts: number, policy: RestartPolicy): number {
+  return Math.min(policy.maxMs, policy.initialMs * 2 ** Math.min(restarts, 30));
 }
 
 type State = "idle" | "starting" | "running" | "restarting" | "stopping" | "stopped";
@@ -180,8 +187,7 @@ export class SupervisedChild implements Service {
   }
 
   private async restartWithBackoff(reset: boolean): Promise<void> {
-    let delay = this.policy.initialMs;
-    if (!reset) delay = Math.min(this.policy.maxMs, this.policy.initialMs * 2 ** Math.min(this.restarts, 16));
+    let delay = reset ? this.policy.initialMs : restartDelay(this.restarts, this.policy);
     for (;;) {
       await sleep(delay);
       if (this.stopRequested) return;
@@ -222,12 +228,13 @@ export class SupervisedChild implements Service {
     this.reason = "stopped";
   }
 
-  /** Sends the signal, waits up to 8 s, then SIGKILL. */
+  /** Sends the signal, waits up to the grace period, then SIGKILL. */
   private async kill(proc: Subprocess, signal: Signal): Promise<void> {
     proc.kill(signal);
-    const done = await Promise.race([proc.exited.then(() => true), sleep(8000).then(() => false)]);
+    const grace = this.spec.killAfterMs ?? 8000;
+    const done = await Promise.race([proc.exited.then(() => true), sleep(grace).then(() => false)]);
     if (!done) {
-      this.log.warn({ child: this.name }, `${this.name} ignored ${signal} for 8 s; sending SIGKILL`);
+      this.log.warn({ child: this.name }, `${this.name} ignored ${signal} for ${grace} ms; sending SIGKILL`);
       proc.kill("SIGKILL");
       await proc.exited;
     }
