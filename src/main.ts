@@ -44,6 +44,8 @@ main(process.argv.slice(2)).then(
       msg: errorMessage(err),
     };
     process.stderr.write(`${JSON.stringify(line)}\n`);
+    // a person at a terminal also gets the message as plain text (multi-line problem lists stay readable)
+    if (process.stderr.isTTY) process.stderr.write(`\nsecumon-collector: ${line.msg}\n`);
     if (!isCollectorError(err) && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
     process.exit(exitCodeFor(err));
   },
