@@ -27,13 +27,15 @@ function childrenOf(pid: number): number[] {
   return out;
 }
 
-async function launch() {
+async function launch(opts: { ownGroup?: boolean } = {}) {
   const dir = tempDir("secumon-bin-");
   const bin = join(dir, "secumon-collector");
   copyFileSync(built, bin);
   Bun.spawnSync(["chmod", "755", bin]);
   const port = freePort();
-  const proc = Bun.spawn([bin, "serve", "--data-dir", join(dir, "data")], {
+  // with ownGroup, the collector leads its own process group, like a command started from a terminal
+  const argv = [bin, "serve", "--data-dir", join(dir, "data")];
+  const proc = Bun.spawn(opts.ownGroup ? ["/usr/bin/setsid", ...argv] : argv, {
     cwd: dir,
     env: {
       PATH: "/usr/bin:/bin",
@@ -70,6 +72,16 @@ describe("compiled binary", () => {
     const lines = out.trim().split("\n");
     for (const l of lines) expect(() => JSON.parse(l)).not.toThrow();
     expect(lines.some((l) => JSON.parse(l).msg?.startsWith("SecuMon Collector ready on http://"))).toBe(true);
+  });
+
+  test("Ctrl-C (SIGINT to the whole process group) stops everything in order, exit 0", async () => {
+    const { proc, kids } = await launch({ ownGroup: true });
+    process.kill(-proc.pid, "SIGINT");
+    expect(await proc.exited).toBe(0);
+    for (const pid of kids) expect(isAlive(pid)).toBe(false);
+    const out = await new Response(proc.stdout).text();
+    expect(out).not.toContain("exited unexpectedly");
+    expect(out).toContain('"msg":"SecuMon Collector stopped"');
   });
 
   test("kill -9 of the collector: its children do not outlive it", async () => {

@@ -1,5 +1,5 @@
 /**
- * A supervised child process: spawned through setpriv so it dies with us (PR_SET_PDEATHSIG) even when the
+ * A supervised child process: spawned in its own session (setsid) through setpriv so it dies with us (PR_SET_PDEATHSIG) even when the
  * collector is killed with SIGKILL, optionally as an unprivileged user; its output folded into our structured
  * log; restarted with exponential backoff when it dies; stopped with a signal and a deadline, then SIGKILL.
  */
@@ -123,7 +123,9 @@ export class SupervisedChild implements Service {
   }
 
   private spawn(): Subprocess<"ignore", "pipe", "pipe"> {
-    const argv = ["/usr/bin/setpriv", `--pdeathsig=${this.spec.stopSignal}`];
+    // setsid: a new session, so a Ctrl-C on the terminal (SIGINT to the whole foreground process group) reaches
+    // only the collector, which then stops its children in order. setpriv: die with the collector.
+    const argv = ["/usr/bin/setsid", "/usr/bin/setpriv", `--pdeathsig=${this.spec.stopSignal}`];
     if (this.spec.runAs && process.getuid?.() === 0) {
       argv.push(`--reuid=${this.spec.runAs.uid}`, `--regid=${this.spec.runAs.gid}`, "--clear-groups");
     }
