@@ -142,10 +142,26 @@ const gateway = Section("gRPC endpoint for agents and probes (role `gateway`).",
   tls: Section(
     "Server certificate and the CA that signs agent certificates. Empty = generated under `data_dir`.",
     {
-      cert_file: Str("", "PEM server certificate."),
-      key_file: Str("", "PEM server private key."),
-      ca_file: Str("", "PEM CA certificate that signs agent client certificates."),
+      cert_file: Str("", "PEM server certificate. Empty = issued by the collector CA for `server_names`."),
+      key_file: Str("", "PEM server private key (with `cert_file`)."),
+      ca_file: Str(
+        "",
+        "PEM CA certificate that signs agent client certificates (operator-supplied CA, with `ca_key_file`). Empty = the collector's own CA, created at first start (key sealed in the database).",
+      ),
+      ca_key_file: Str("", "PEM PKCS#8 private key of `ca_file`."),
+      server_names: Strings(
+        ["localhost", "127.0.0.1"],
+        "DNS names and IP addresses put in the generated server certificate: what agents dial.",
+      ),
+      client_cert_validity: Duration("90d", "Lifetime of agent/probe client certificates (renewed over mTLS)."),
+      server_cert_validity: Duration("365d", "Lifetime of the generated server certificate."),
     },
+  ),
+  max_streams_per_source: Int(16, "Concurrent streams one agent or probe may hold open.", 1),
+  offline_after: Duration("90s", "An agent or probe with no call or open stream for this long is marked offline."),
+  last_seen_write_interval: Duration(
+    "30s",
+    "Last-seen timestamps are written to the database at most this often per agent (batched).",
   ),
   rate_limiting: Section("Per-agent rate limit.", {
     enabled: Bool(true, "Limit requests per agent."),

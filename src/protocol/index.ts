@@ -4,6 +4,7 @@
  */
 export { COMPRESSIONS, type Compression, compress, decompressBounded, isCompression } from "./compression.ts";
 export { isProtocolError, ProtocolError, type ProtocolErrorReason } from "./errors.ts";
+export { InvalidMessage, isInvalidMessage, serviceDefinition } from "./grpc.ts";
 export {
   type DecodeOptions,
   decodePayload,

@@ -3,10 +3,16 @@
  * Field names keep the .proto spelling (snake_case, `keepCase`), so decoded objects match the database columns.
  */
 import protobuf from "protobufjs";
+import agentProto from "../../proto/secumon/v1/agent.proto" with { type: "text" };
+import commonProto from "../../proto/secumon/v1/common.proto" with { type: "text" };
+import probeProto from "../../proto/secumon/v1/probe.proto" with { type: "text" };
 import telemetryProto from "../../proto/secumon/v1/telemetry.proto" with { type: "text" };
 
 export const PROTO_SOURCES: Record<string, string> = {
   "secumon/v1/telemetry.proto": telemetryProto,
+  "secumon/v1/common.proto": commonProto,
+  "secumon/v1/agent.proto": agentProto,
+  "secumon/v1/probe.proto": probeProto,
 };
 
 let cached: protobuf.Root | null = null;
