@@ -1,9 +1,60 @@
 /** The api role: HTTP API (REST, GraphQL, OpenAPI), authentication and the embedded web UI. */
-import { placeholderRole, type RoleDefinition } from "../app/role.ts";
+import type { RoleDefinition } from "../app/role.ts";
+import { jwtSigner } from "../auth/jwt.ts";
+import { CollectorError } from "../lib/errors.ts";
+import { dataSecret } from "../security/keyring.ts";
+import { apiPlugin } from "./app.ts";
+import type { ApiDeps } from "./deps.ts";
+import { type CounterStore, memoryStore, redisStore } from "./lib/store.ts";
+import { prepareSetupCode } from "./routes/setup.ts";
+
+/** The JWT signing key: api.auth.jwt_secret, or a random key generated once under data_dir/secrets/. */
+export function jwtKey(secret: string, dataDir: string): Uint8Array {
+  if (!secret) return dataSecret(dataDir, "jwt.key", 32);
+  const key = new TextEncoder().encode(secret);
+  if (key.length < 32) {
+    throw new CollectorError(
+      "CONFIG_INVALID",
+      "api.auth.jwt_secret is shorter than 32 bytes: use `openssl rand -base64 48`, or leave it empty to generate one",
+    );
+  }
+  return key;
+}
 
 export const apiRole: RoleDefinition = {
   name: "api",
   summary: "HTTP API (REST, GraphQL, OpenAPI), authentication and the embedded web UI",
   needs: ["database"],
-  create: (ctx) => placeholderRole("api", "issue #6", ctx),
+  create(ctx) {
+    let store: CounterStore | null = null;
+    let mounted = false;
+    return {
+      name: "role:api",
+      async start() {
+        if (mounted) return;
+        store = ctx.config.redis.url ? await redisStore(ctx.config.redis.url) : memoryStore();
+        const deps: ApiDeps = {
+          config: ctx.config,
+          sql: ctx.sql,
+          keyring: ctx.keyring,
+          log: ctx.log,
+          metrics: ctx.metrics,
+          store,
+          jwt: jwtSigner(jwtKey(ctx.config.api.auth.jwt_secret, ctx.dataDir)),
+          dataDir: ctx.dataDir,
+          now: Date.now,
+        };
+        await prepareSetupCode(deps);
+        ctx.http.use(apiPlugin(deps));
+        ctx.http.compile(); // routes added after listen() are served only once recompiled
+        mounted = true;
+        ctx.log.info({ store: store.kind }, "API mounted under /api/v1");
+      },
+      async stop() {
+        await store?.close();
+        store = null;
+      },
+      readiness: () => (mounted ? null : "api: starting"),
+    };
+  },
 };

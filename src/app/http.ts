@@ -31,7 +31,8 @@ export function createHttpApp(deps: HttpDeps) {
   });
   const started = new WeakMap<Request, number>();
 
-  return new Elysia({ name: "collector/http" })
+  // normalize: false — an unknown field in a body is an error (422), not silently dropped
+  return new Elysia({ name: "collector/http", normalize: false })
     .derive({ as: "global" }, ({ request, set }) => {
       const incoming = request.headers.get("x-request-id");
       const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
@@ -55,7 +56,12 @@ export function createHttpApp(deps: HttpDeps) {
     .onError({ as: "global" }, ({ code, error, set, request }) => {
       if (isCollectorError(error)) {
         set.status = error.status;
-        return { status: "error", errorType: error.code, error: error.message };
+        return {
+          status: "error",
+          errorType: error.code,
+          error: error.message,
+          ...(error.details === undefined ? {} : { details: error.details }),
+        };
       }
       if (code === "NOT_FOUND") {
         set.status = 404;
@@ -65,12 +71,28 @@ export function createHttpApp(deps: HttpDeps) {
           error: `no route for ${request.method} ${new URL(request.url).pathname}`,
         };
       }
-      if (code === "VALIDATION" || code === "PARSE") {
+      if (code === "VALIDATION") {
+        // 422 with every failing field: [{ path: "body/tags/0", message }]
+        const v = error as unknown as { type?: string; all?: { path?: string; message?: string }[] };
+        const where = v.type ?? "body";
+        const details = (v.all ?? []).map((e) => ({
+          path: `${where}${e.path ?? ""}`,
+          message: e.message ?? "invalid value",
+        }));
+        set.status = 422;
+        return {
+          status: "error",
+          errorType: "VALIDATION",
+          error: `invalid ${where}: ${details.map((d) => `${d.path}: ${d.message}`).join("; ") || "does not match the schema"}`,
+          details,
+        };
+      }
+      if (code === "PARSE") {
         set.status = 400;
         return {
           status: "error",
           errorType: "BAD_REQUEST",
-          error: String((error as Error).message ?? error),
+          error: "the request body could not be parsed: send valid JSON with Content-Type: application/json",
         };
       }
       deps.log.error(

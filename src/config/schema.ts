@@ -111,14 +111,28 @@ const api = Section("HTTP API, auth and the embedded web UI (role `api`).", {
   }),
   rate_limiting: Section("Per-client request rate limit.", {
     enabled: Bool(true, "Limit requests per client."),
-    requests_per_minute: Int(600, "Requests allowed per client per minute.", 1),
+    requests_per_minute: Int(600, "Requests allowed per client (tenant + IP) per minute.", 1),
   }),
+  public_url: Str(
+    "",
+    "Base URL browsers reach the API at (`https://collector.example.com`); used for SSO redirects. Empty = `http://<host>:<port>`.",
+  ),
+  max_body_bytes: Int(1024 * 1024, "Largest request body accepted, in bytes (larger: 413).", 1024),
+  trust_proxy: Bool(
+    false,
+    "Take the client address from X-Forwarded-For (only behind a reverse proxy that sets it): rate limits and the audit log use it.",
+  ),
   auth: Section("User authentication.", {
     jwt_secret: Secret(
       "HMAC key signing access tokens. Empty = a random key generated once and kept under `data_dir`.",
     ),
     jwt_expiry: Duration("15m", "Lifetime of an access token."),
     refresh_expiry: Duration("168h", "Lifetime of a refresh token."),
+    lockout: Section("Back-off after failed sign-ins.", {
+      max_failures: Int(5, "Failed sign-ins in a row before an account is locked.", 1),
+      duration: Duration("15m", "How long an account stays locked (doubles with each further lock, up to 24h)."),
+      ip_max_failures: Int(30, "Failed sign-ins allowed from one IP address per `duration`.", 1),
+    }),
     mfa: Section("TOTP multi-factor authentication.", {
       enabled: Bool(true, "Let users enrol TOTP and require it at login once enrolled."),
       issuer: Str("SecuMon", "Issuer name shown in authenticator apps."),
@@ -129,6 +143,8 @@ const api = Section("HTTP API, auth and the embedded web UI (role `api`).", {
       client_id: Secret("OIDC client id; required when `enabled`."),
       client_secret: Secret("OIDC client secret; required when `enabled`."),
       org_id: Str("", "JumpCloud organisation id; required when `enabled`."),
+      tenant: Str("", "Slug of the tenant new single-sign-on users are created in; empty = link existing users only."),
+      default_role: OneOf(["viewer", "operator", "admin"] as const, "viewer", "Role of users created at first sign-in."),
     }),
   }),
 });
@@ -309,6 +325,35 @@ export const ConfigSchema = Type.Object(
         "10.200.0.0/16",
         "Network agent and probe addresses are allocated from; must contain `address`.",
       ),
+      tenant_pools: Type.Array(
+        Type.String({
+          pattern: "^[a-z0-9-]+=(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})/(\\d{1,2})$",
+          "x-expected": 'a tenant slug, "=" and an IPv4 network, such as "acme=10.201.0.0/24"',
+        }),
+        {
+          default: [],
+          description:
+            "Tenants with a pool of their own, `slug=network` (`acme=10.201.0.0/24`); pools may not overlap each other or `pool`. " +
+            "Other tenants allocate from `pool`. The list is authoritative: a tenant left out goes back to `pool` for new addresses.",
+        },
+      ),
+      endpoint: Str(
+        "",
+        "Where peers reach the collector, `host` or `host:port` (port defaults to `listen_port`); put in every peer config. " +
+          "Empty = peer configs carry no Endpoint until it is set.",
+      ),
+      mtu: Int(1420, "Interface MTU.", 1280, 9000),
+      persistent_keepalive: Int(25, "Keepalive interval (seconds) put in peer configs; 0 = off.", 0, 65535),
+      handshake_stale_after: Duration(
+        "5m",
+        "A peer with no handshake for this long is reported stale (event on NATS, `stale` in the API).",
+      ),
+      key_rotation_grace: Duration(
+        "24h",
+        "After a key rotation is requested, how long the old key keeps serving while the new one is announced to peers.",
+      ),
+      reconcile_interval: Duration("60s", "Full comparison of the interface with the database (changes also apply live)."),
+      stats_interval: Duration("15s", "How often per-peer handshake and traffic counters are read."),
     }),
     retention: Section("How long telemetry is kept.", {
       raw: Duration("30d", "Raw samples."),

@@ -1,0 +1,133 @@
+/**
+ * What every /api request meets before routing: CORS (origins from api.cors, `*.example.com` wildcards), the
+ * rate limit (api.rate_limiting, per X-Tenant-ID + client address, shared through Redis when configured), and
+ * the body limit (api.max_body_bytes, 413 — counted while reading, so a chunked body cannot get around it).
+ */
+import { Elysia } from "elysia";
+import { CollectorError } from "../../lib/errors.ts";
+import type { ApiDeps } from "../deps.ts";
+import { clientIp } from "../principal.ts";
+
+const envelope = (status: number, errorType: string, error: string, headers: Record<string, string> = {}) =>
+  new Response(JSON.stringify({ status: "error", errorType, error }), {
+    status,
+    headers: { "content-type": "application/json", ...headers },
+  });
+
+export function originAllowed(origin: string, allowed: readonly string[]): boolean {
+  return allowed.some((a) => {
+    if (a === "*") return true;
+    if (a === origin) return true;
+    const m = /^(https?:\/\/)\*\.(.+)$/.exec(a);
+    if (!m) return false;
+    try {
+      const u = new URL(origin);
+      return `${u.protocol}//` === m[1] && u.hostname.endsWith(`.${m[2]?.split(":")[0]}`);
+    } catch {
+      return false;
+    }
+  });
+}
+
+const isApi = (path: string) => path.startsWith("/api/");
+
+export function edgePlugin(deps: ApiDeps) {
+  const { cors, rate_limiting: rl, max_body_bytes: maxBody } = deps.config.api;
+  const limited = deps.metrics.counter({
+    name: "secumon_api_rate_limited_total",
+    help: "API requests refused by the rate limit.",
+  });
+  const tooLarge = new WeakSet<Request>();
+  return new Elysia({ name: "api/edge" })
+    .onRequest(async ({ request, set, server }) => {
+      const path = new URL(request.url).pathname;
+      if (!isApi(path)) return;
+      const origin = request.headers.get("origin");
+      const corsHeaders: Record<string, string> = {};
+      if (origin && originAllowed(origin, cors.allowed_origins)) {
+        corsHeaders["access-control-allow-origin"] = origin;
+        corsHeaders["access-control-allow-credentials"] = "true";
+        corsHeaders.vary = "Origin";
+        corsHeaders["access-control-expose-headers"] = "X-Request-Id, Retry-After";
+        Object.assign(set.headers, corsHeaders);
+      }
+      if (request.method === "OPTIONS" && request.headers.get("access-control-request-method")) {
+        const h: Record<string, string> = { ...corsHeaders };
+        if (corsHeaders["access-control-allow-origin"]) {
+          h["access-control-allow-methods"] = cors.allowed_methods.join(", ");
+          h["access-control-allow-headers"] = cors.allowed_headers.join(", ");
+          h["access-control-max-age"] = "600";
+        }
+        return new Response(null, { status: 204, headers: h });
+      }
+      const len = Number(request.headers.get("content-length") ?? "0");
+      if (len > maxBody) {
+        return envelope(
+          413,
+          "PAYLOAD_TOO_LARGE",
+          `the request body is larger than ${maxBody} bytes (api.max_body_bytes)`,
+        );
+      }
+      if (rl.enabled) {
+        const ip = clientIp(deps, request, server);
+        const tenant = (request.headers.get("x-tenant-id") ?? "-").slice(0, 64);
+        const hit = await deps.store.hit(`rl:${tenant}:${ip}`, 60_000);
+        if (hit.count > rl.requests_per_minute) {
+          limited.inc();
+          const retry = String(Math.max(1, Math.ceil(hit.resetMs / 1000)));
+          return envelope(
+            429,
+            "RATE_LIMITED",
+            `more than ${rl.requests_per_minute} requests per minute from this client; retry after ${retry} s`,
+            { "retry-after": retry, ...corsHeaders },
+          );
+        }
+      }
+    })
+    .onTransform({ as: "global" }, ({ request }) => {
+      if (tooLarge.has(request)) {
+        throw new CollectorError(
+          "BAD_REQUEST",
+          `the request body is larger than ${maxBody} bytes (api.max_body_bytes)`,
+          {
+            status: 413,
+          },
+        );
+      }
+    })
+    .onParse({ as: "global" }, async ({ request }, contentType) => {
+      if (!isApi(new URL(request.url).pathname) || !request.body) return;
+      const bytes = await readCapped(request.body, maxBody);
+      if (bytes === null) {
+        tooLarge.add(request); // answered 413 in transform: an error thrown here would become a generic 400
+        return {};
+      }
+      const text = new TextDecoder().decode(bytes);
+      if (!contentType.startsWith("application/json")) return text === "" ? undefined : text;
+      if (text.trim() === "") return undefined;
+      return JSON.parse(text); // a syntax error becomes PARSE → 400
+    });
+}
+
+async function readCapped(body: ReadableStream<Uint8Array>, max: number): Promise<Uint8Array | null> {
+  const reader = body.getReader();
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    n += value.length;
+    if (n > max) {
+      await reader.cancel().catch(() => {});
+      return null;
+    }
+    parts.push(value);
+  }
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}

@@ -1,0 +1,66 @@
+/**
+ * Lists, the same everywhere: `?limit=50&offset=0&sort=-created_at` plus per-resource filters; the answer is
+ * `{ data: [...], pagination: { limit, offset, total } }`. Sort columns come from a per-resource allow-list
+ * (a name outside it is 422), values are always bound parameters, never spliced into SQL.
+ */
+import { t } from "elysia";
+import type { Tx } from "../../storage/db.ts";
+import { invalid } from "./http-errors.ts";
+
+export const PageQuery = {
+  limit: t.Optional(t.Integer({ minimum: 1, maximum: 500, default: 50 })),
+  offset: t.Optional(t.Integer({ minimum: 0, maximum: 1_000_000, default: 0 })),
+  sort: t.Optional(
+    t.String({ pattern: "^-?[a-z_]{1,40}$", description: "column; prefix with - for descending" }),
+  ),
+};
+
+export interface Page<T> {
+  data: T[];
+  pagination: { limit: number; offset: number; total: number };
+}
+
+type Fragment = ReturnType<Tx["unsafe"]> | ReturnType<Tx>;
+
+export interface ListSpec {
+  /** `select ... from ...` without where/order/limit, as a fragment. */
+  from: Fragment;
+  /** Conditions joined with AND (each a fragment). */
+  where: Fragment[];
+  sortable: readonly string[];
+  defaultSort: string;
+  query: { limit?: number; offset?: number; sort?: string };
+  /** Column expressions to sort by when they differ from the name, e.g. `{ name: "lower(name)" }`. */
+  sortExpr?: Record<string, string>;
+}
+
+export async function list<T>(tx: Tx, s: ListSpec): Promise<Page<T>> {
+  const limit = s.query.limit ?? 50;
+  const offset = s.query.offset ?? 0;
+  const sort = s.query.sort ?? s.defaultSort;
+  const desc = sort.startsWith("-");
+  const col = desc ? sort.slice(1) : sort;
+  if (!s.sortable.includes(col)) {
+    throw invalid("query/sort", `cannot sort by ${col}; one of: ${s.sortable.join(", ")}`);
+  }
+  const expr = s.sortExpr?.[col] ?? `"${col}"`;
+  const where = s.where.length
+    ? s.where.reduce((acc, c, i) => (i === 0 ? tx`where ${c}` : tx`${acc} and ${c}`), tx``)
+    : tx``;
+  const order = tx.unsafe(`${expr} ${desc ? "desc" : "asc"} nulls last, id asc`);
+  const rows = await tx`
+    select *, count(*) over ()::int as total_count from (${s.from} ${where}) q
+    order by ${order} limit ${limit} offset ${offset}`;
+  let total = (rows[0]?.total_count as number | undefined) ?? 0;
+  if (!rows.length && offset > 0) {
+    const [c] = await tx`select count(*)::int as n from (${s.from} ${where}) q`;
+    total = (c?.n as number) ?? 0;
+  }
+  for (const r of rows) delete r.total_count;
+  return { data: rows as unknown as T[], pagination: { limit, offset, total } };
+}
+
+/** `q` search: case-insensitive substring over the given columns; LIKE wildcards in the input are literal. */
+export function likePattern(q: string): string {
+  return `%${q.replace(/[\\%_]/g, (m) => `\\${m}`)}%`;
+}

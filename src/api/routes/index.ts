@@ -1,0 +1,14 @@
+import { Elysia } from "elysia";
+import type { ApiDeps } from "../deps.ts";
+import { authRoutes } from "./auth.ts";
+import { setupRoutes } from "./setup.ts";
+import { tenantRoutes } from "./tenants.ts";
+import { userRoutes } from "./users.ts";
+
+export function resourceRoutes(deps: ApiDeps) {
+  return new Elysia({ name: "api/routes" })
+    .use(setupRoutes(deps))
+    .use(authRoutes(deps))
+    .use(tenantRoutes(deps))
+    .use(userRoutes(deps));
+}

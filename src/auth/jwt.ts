@@ -1,0 +1,82 @@
+/**
+ * Access tokens (JWT, HS256, jose). Short-lived; carry the user, tenant, role and session (refresh family) so
+ * a request needs no token lookup. The user row is still read per request (src/api/principal.ts), so a
+ * disabled or deleted user, or a lowered role, takes effect at once. A second kind, `mfa`, is the 5-minute
+ * challenge between the password and the TOTP code; `setup` tokens are limited to MFA enrolment.
+ */
+import { errors, jwtVerify, SignJWT } from "jose";
+import { CollectorError } from "../lib/errors.ts";
+
+export type TokenKind = "access" | "mfa" | "setup";
+
+export interface AccessClaims {
+  sub: string;
+  kind: TokenKind;
+  /** Session: the refresh-token family (empty for mfa challenges). */
+  sid: string;
+  tid: string | null;
+  role: string;
+  /** Seconds since the epoch. */
+  exp: number;
+}
+
+const ISSUER = "secumon-collector";
+const AUDIENCE = "secumon-api";
+
+export interface JwtSigner {
+  sign(c: Omit<AccessClaims, "exp">, ttlSeconds: number): Promise<string>;
+  verify(token: string, kind: TokenKind): Promise<AccessClaims>;
+}
+
+export function jwtSigner(key: Uint8Array, now: () => number = Date.now): JwtSigner {
+  if (key.length < 32) {
+    throw new CollectorError(
+      "CONFIG_INVALID",
+      "api.auth.jwt_secret must be at least 32 bytes: generate one with `openssl rand -base64 48`",
+    );
+  }
+  return {
+    async sign(c, ttlSeconds) {
+      const iat = Math.floor(now() / 1000);
+      return new SignJWT({ kind: c.kind, sid: c.sid, tid: c.tid, role: c.role })
+        .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+        .setSubject(c.sub)
+        .setIssuer(ISSUER)
+        .setAudience(AUDIENCE)
+        .setIssuedAt(iat)
+        .setExpirationTime(iat + ttlSeconds)
+        .setJti(crypto.randomUUID())
+        .sign(key);
+    },
+    async verify(token, kind) {
+      try {
+        const { payload } = await jwtVerify(token, key, {
+          algorithms: ["HS256"],
+          issuer: ISSUER,
+          audience: AUDIENCE,
+          currentDate: new Date(now()),
+        });
+        if (payload.kind !== kind || typeof payload.sub !== "string" || typeof payload.role !== "string") {
+          throw new CollectorError("UNAUTHENTICATED", "this token cannot be used here; sign in again");
+        }
+        return {
+          sub: payload.sub,
+          kind,
+          sid: typeof payload.sid === "string" ? payload.sid : "",
+          tid: typeof payload.tid === "string" ? payload.tid : null,
+          role: payload.role,
+          exp: payload.exp ?? 0,
+        };
+      } catch (e) {
+        if (e instanceof CollectorError) throw e;
+        if (e instanceof errors.JWTExpired) {
+          throw new CollectorError(
+            "UNAUTHENTICATED",
+            "the access token has expired; refresh it or sign in again",
+          );
+        }
+        throw new CollectorError("UNAUTHENTICATED", "the access token is invalid; sign in again");
+      }
+    },
+  };
+}

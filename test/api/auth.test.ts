@@ -1,0 +1,207 @@
+import { beforeAll, describe, expect, test } from "bun:test";
+import { totpNow } from "../../src/auth/totp.ts";
+import { type Harness, harness, login, PASSWORD, seedTenant, seedUser } from "./harness.ts";
+
+let h: Harness;
+let tenant: string;
+
+beforeAll(async () => {
+  h = await harness();
+  tenant = await seedTenant(h, "acme");
+  await seedUser(h, "admin@acme.test", "admin", tenant);
+  await seedUser(h, "viewer@acme.test", "viewer", tenant);
+});
+
+describe("login", () => {
+  test("right password: access + refresh tokens; /auth/me", async () => {
+    const t = await login(h, "Admin@Acme.test");
+    expect(t.refresh_token.startsWith("smr_")).toBe(true);
+    const me = await h.call("GET", "/api/v1/auth/me", { token: t.access_token });
+    expect(me.status).toBe(200);
+    expect(me.body.email).toBe("admin@acme.test");
+    expect(me.body.role).toBe("admin");
+    expect(me.body.password_hash).toBeUndefined();
+    const [a] = await h.deps
+      .sql`select count(*)::int as n from audit_logs where action = 'auth.login' and actor = 'admin@acme.test'`;
+    expect(a?.n).toBe(1);
+  });
+
+  test("wrong password and unknown account answer the same 401", async () => {
+    const a = await h.call("POST", "/api/v1/auth/login", {
+      body: { email: "viewer@acme.test", password: "nope" },
+    });
+    const b = await h.call("POST", "/api/v1/auth/login", {
+      body: { email: "ghost@acme.test", password: "nope" },
+    });
+    expect(a.status).toBe(401);
+    expect(b.status).toBe(401);
+    expect(a.body.error).toBe(b.body.error);
+  });
+
+  test("invalid body: 422 with field paths; unknown field rejected", async () => {
+    const r = await h.call("POST", "/api/v1/auth/login", {
+      body: { email: "not-an-email", password: "x", extra: 1 },
+    });
+    expect(r.status).toBe(422);
+    const paths = r.body.details.map((d: { path: string }) => d.path);
+    expect(paths).toContain("body/email");
+    expect(paths).toContain("body/extra");
+  });
+
+  test("malformed JSON: 400", async () => {
+    const r = await h.call("POST", "/api/v1/auth/login", {
+      raw: "{nope",
+      headers: { "content-type": "application/json" },
+    });
+    expect(r.status).toBe(400);
+    expect(r.body.errorType).toBe("BAD_REQUEST");
+  });
+
+  test("oversized body: 413", async () => {
+    const big = "x".repeat(h.deps.config.api.max_body_bytes + 10);
+    const r = await h.call("POST", "/api/v1/auth/login", { body: { email: "a@b.c", password: big } });
+    expect(r.status).toBe(413);
+  });
+
+  test("account locks after max_failures, with Retry-After detail, and unlocks after the duration", async () => {
+    const email = "locky@acme.test";
+    await seedUser(h, email, "viewer", tenant);
+    const max = h.deps.config.api.auth.lockout.max_failures;
+    for (let i = 0; i < max; i++) {
+      const r = await h.call("POST", "/api/v1/auth/login", { body: { email, password: "wrong password" } });
+      expect(r.status).toBe(401);
+    }
+    const locked = await h.call("POST", "/api/v1/auth/login", { body: { email, password: PASSWORD } });
+    expect(locked.status).toBe(429);
+    expect(locked.body.details.retry_after_seconds).toBeGreaterThan(0);
+    h.clock.t += 16 * 60_000;
+    const ok = await h.call("POST", "/api/v1/auth/login", { body: { email, password: PASSWORD } });
+    expect(ok.status).toBe(200);
+  });
+});
+
+describe("refresh tokens", () => {
+  test("rotation; reuse of a rotated token revokes the whole family", async () => {
+    const t1 = await login(h, "viewer@acme.test");
+    const r2 = await h.call("POST", "/api/v1/auth/refresh", { body: { refresh_token: t1.refresh_token } });
+    expect(r2.status).toBe(200);
+    const t2 = r2.body;
+    expect(t2.refresh_token).not.toBe(t1.refresh_token);
+    // the old one again: reuse → family revoked
+    const reuse = await h.call("POST", "/api/v1/auth/refresh", { body: { refresh_token: t1.refresh_token } });
+    expect(reuse.status).toBe(401);
+    const after = await h.call("POST", "/api/v1/auth/refresh", { body: { refresh_token: t2.refresh_token } });
+    expect(after.status).toBe(401);
+    // and the access token of that session stops working at once
+    const me = await h.call("GET", "/api/v1/auth/me", { token: t2.access_token });
+    expect(me.status).toBe(401);
+    const [a] = await h.deps
+      .sql`select count(*)::int as n from audit_logs where action = 'auth.refresh_reuse'`;
+    expect(a?.n).toBe(1);
+  });
+
+  test("logout revokes the session", async () => {
+    const t = await login(h, "viewer@acme.test");
+    expect((await h.call("POST", "/api/v1/auth/logout", { token: t.access_token })).status).toBe(200);
+    expect((await h.call("GET", "/api/v1/auth/me", { token: t.access_token })).status).toBe(401);
+    expect(
+      (await h.call("POST", "/api/v1/auth/refresh", { body: { refresh_token: t.refresh_token } })).status,
+    ).toBe(401);
+  });
+
+  test("expired access token: 401 saying so", async () => {
+    const t = await login(h, "viewer@acme.test");
+    h.clock.t += 16 * 60_000;
+    const r = await h.call("GET", "/api/v1/auth/me", { token: t.access_token });
+    expect(r.status).toBe(401);
+    expect(r.body.error).toContain("expired");
+    const r2 = await h.call("POST", "/api/v1/auth/refresh", { body: { refresh_token: t.refresh_token } });
+    expect(r2.status).toBe(200);
+  });
+
+  test("tampered token: 401", async () => {
+    const t = await login(h, "viewer@acme.test");
+    const [head, payload, sig] = t.access_token.split(".");
+    const claims = JSON.parse(Buffer.from(payload as string, "base64url").toString());
+    claims.role = "superadmin";
+    const forged = `${head}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}.${sig}`;
+    expect((await h.call("GET", "/api/v1/auth/me", { token: forged })).status).toBe(401);
+  });
+});
+
+describe("TOTP MFA", () => {
+  test("enrol, activate, challenge, replay refused, recovery code once", async () => {
+    const email = "mfa@acme.test";
+    await seedUser(h, email, "operator", tenant);
+    const t = await login(h, email);
+    const en = await h.call("POST", "/api/v1/auth/mfa/enroll", { token: t.access_token });
+    expect(en.status).toBe(200);
+    expect(en.body.otpauth_uri).toStartWith("otpauth://totp/");
+    const secret = en.body.secret as string;
+    const [stored] = await h.deps.sql`select totp_secret_encrypted from users where email = ${email}`;
+    expect(Buffer.from(stored?.totp_secret_encrypted).toString()).not.toContain(secret);
+
+    const wrong = await h.call("POST", "/api/v1/auth/mfa/activate", {
+      token: t.access_token,
+      body: { code: "000000" },
+    });
+    expect(wrong.status).toBe(401);
+    const act = await h.call("POST", "/api/v1/auth/mfa/activate", {
+      token: t.access_token,
+      body: { code: await totpNow(secret, h.clock.t) },
+    });
+    expect(act.status).toBe(200);
+    expect(act.body.recovery_codes).toHaveLength(10);
+
+    h.clock.t += 31_000; // next step
+    const l = await h.call("POST", "/api/v1/auth/login", { body: { email, password: PASSWORD } });
+    expect(l.body.mfa_required).toBe(true);
+    expect(l.body.access_token).toBeUndefined();
+    const code = await totpNow(secret, h.clock.t);
+    const v = await h.call("POST", "/api/v1/auth/mfa/verify", {
+      body: { mfa_token: l.body.mfa_token, code },
+    });
+    expect(v.status).toBe(200);
+    expect(v.body.access_token).toBeString();
+
+    // same code again within the same step: replay
+    const l2 = await h.call("POST", "/api/v1/auth/login", { body: { email, password: PASSWORD } });
+    const replay = await h.call("POST", "/api/v1/auth/mfa/verify", {
+      body: { mfa_token: l2.body.mfa_token, code },
+    });
+    expect(replay.status).toBe(401);
+
+    const rc = act.body.recovery_codes[0] as string;
+    const rec = await h.call("POST", "/api/v1/auth/mfa/verify", {
+      body: { mfa_token: l2.body.mfa_token, recovery_code: rc.toUpperCase() },
+    });
+    expect(rec.status).toBe(200);
+    const l3 = await h.call("POST", "/api/v1/auth/login", { body: { email, password: PASSWORD } });
+    const again = await h.call("POST", "/api/v1/auth/mfa/verify", {
+      body: { mfa_token: l3.body.mfa_token, recovery_code: rc },
+    });
+    expect(again.status).toBe(401);
+  });
+
+  test("tenant requiring MFA: login gives a setup token limited to enrolment", async () => {
+    const strict = await seedTenant(h, "strict", { mfa_required: true });
+    await seedUser(h, "new@strict.test", "admin", strict);
+    const l = await h.call("POST", "/api/v1/auth/login", {
+      body: { email: "new@strict.test", password: PASSWORD },
+    });
+    expect(l.status).toBe(200);
+    expect(l.body.mfa_enrollment_required).toBe(true);
+    expect(l.body.refresh_token).toBeUndefined();
+    const users = await h.call("GET", "/api/v1/users", { token: l.body.access_token });
+    expect(users.status).toBe(401); // a setup token is not an access token
+    const en = await h.call("POST", "/api/v1/auth/mfa/enroll", { token: l.body.access_token });
+    expect(en.status).toBe(200);
+    const act = await h.call("POST", "/api/v1/auth/mfa/activate", {
+      token: l.body.access_token,
+      body: { code: await totpNow(en.body.secret, h.clock.t) },
+    });
+    expect(act.status).toBe(200);
+    expect(act.body.session.access_token).toBeString();
+    expect((await h.call("GET", "/api/v1/users", { token: act.body.session.access_token })).status).toBe(200);
+  });
+});
