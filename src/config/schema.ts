@@ -292,6 +292,19 @@ export const ConfigSchema = Type.Object(
       concurrency: Int(4, "Batches processed in parallel.", 1),
       batch_size: Int(1000, "Messages fetched per pull.", 1),
       flush_interval: Duration("5s", "Longest wait before writing a partial batch."),
+      ack_wait: Duration(
+        "60s",
+        "How long JetStream waits for a batch to be acknowledged before redelivering it: a crashed worker's batches come back after this.",
+      ),
+      max_future_skew: Duration(
+        "5m",
+        "Samples timed further ahead of the collector's clock are refused (counted by reason).",
+      ),
+      max_log_line_bytes: Int(16384, "Longer log lines are truncated to this many bytes (UTF-8).", 256),
+      dead_letter_max_age: Duration(
+        "14d",
+        "How long undecodable batches are kept in the TELEMETRY_DLQ stream.",
+      ),
       decompression: Section("Batch decompression.", {
         algorithms: Type.Array(OneOf(["lz4", "zstd"] as const, "zstd", "An algorithm."), {
           default: ["lz4", "zstd"],
