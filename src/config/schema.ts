@@ -235,6 +235,7 @@ const notifications = Section("Notification channels.", {
     from: Str("", "Sender address; required when `enabled`."),
     username: Str("", "SMTP user. Empty = no authentication."),
     password: Secret("SMTP password."),
+    ca_file: Str("", "PEM CA certificate(s) to trust for the SMTP server's TLS. Empty = system CAs."),
   }),
   slack: Section("Slack incoming webhook.", {
     enabled: Bool(false, "Send Slack notifications."),
@@ -250,6 +251,7 @@ const notifications = Section("Notification channels.", {
     account_sid: Str("", "Twilio account SID; required when `enabled`."),
     auth_token: Secret("Twilio auth token; required when `enabled`."),
     from: Str("", "Sending phone number (E.164); required when `enabled`."),
+    api_url: Str("https://api.twilio.com", "Base URL of Twilio's REST API."),
   }),
 });
 
@@ -328,6 +330,16 @@ export const ConfigSchema = Type.Object(
         },
       ),
       notifications,
+      external_url: Str("", "Base URL of the web UI, for links in notifications (`https://secumon.example.com`). Empty = no links."),
+      delivery: Section("Notification delivery workers (every alerter instance runs them).", {
+        workers: Int(4, "Notifications sent in parallel per instance.", 1, 64),
+        poll_interval: Duration("1s", "Longest wait before looking for due notifications (new ones wake workers at once)."),
+        lease: Duration("60s", "How long a claimed notification stays claimed; a crashed worker's claim expires after it."),
+        max_attempts: Int(10, "Attempts before giving up on a notification.", 1),
+        backoff_initial: Duration("2s", "Wait after the first failed attempt; doubles after each one."),
+        backoff_max: Duration("10m", "Longest wait between two attempts."),
+        give_up_after: Duration("24h", "Give up on a notification this old, whatever the attempts."),
+      }),
     }),
     wireguard: Section("WireGuard tunnel for agents and probes (role `wgmanager`).", {
       enabled: Bool(false, "Run the WireGuard interface (needs CAP_NET_ADMIN)."),
@@ -365,7 +377,10 @@ export const ConfigSchema = Type.Object(
         "24h",
         "After a key rotation is requested, how long the old key keeps serving while the new one is announced to peers.",
       ),
-      reconcile_interval: Duration("60s", "Full comparison of the interface with the database (changes also apply live)."),
+      reconcile_interval: Duration(
+        "60s",
+        "Full comparison of the interface with the database (changes also apply live).",
+      ),
       stats_interval: Duration("15s", "How often per-peer handshake and traffic counters are read."),
     }),
     retention: Section("How long telemetry is kept.", {

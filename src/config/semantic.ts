@@ -129,6 +129,34 @@ function wireguard(c: Config): string[] {
       `/wireguard/address: ${c.wireguard.address} is outside /wireguard/pool ${c.wireguard.pool}`,
     );
   }
+  if (!/^[a-zA-Z0-9_=+.-]{1,15}$/.test(c.wireguard.interface)) {
+    problems.push(
+      `/wireguard/interface: "${c.wireguard.interface}" is not a valid interface name (1-15 letters, digits, "_", "-", ".")`,
+    );
+  }
+  const seen: { at: string; net: { ip: number; mask: number }; text: string }[] = [];
+  if (pool) seen.push({ at: "/wireguard/pool", net: pool, text: c.wireguard.pool });
+  const slugs = new Set<string>();
+  c.wireguard.tenant_pools.forEach((entry, i) => {
+    const at = `/wireguard/tenant_pools/${i}`;
+    const [slug = "", text = ""] = entry.split("=");
+    const net = cidr(text);
+    if (!net || net.mask > 0xfffffffc) {
+      problems.push(
+        `${at}: "${text}" is not an IPv4 network of at least 4 addresses (prefix /30 or shorter)`,
+      );
+      return;
+    }
+    if (slugs.has(slug)) problems.push(`${at}: tenant "${slug}" is listed twice`);
+    slugs.add(slug);
+    const clash = seen.find((s) => {
+      const m = (s.net.mask & net.mask) >>> 0;
+      return (s.net.ip & m) >>> 0 === (net.ip & m) >>> 0;
+    });
+    if (clash)
+      problems.push(`${at}: ${text} overlaps ${clash.at} ${clash.text}; tenant pools may not overlap`);
+    seen.push({ at, net, text });
+  });
   return problems;
 }
 

@@ -1,9 +1,15 @@
 /** The wgmanager role: WireGuard interface (bundled wireguard-go), key and address allocation for agents and probes. */
-import { placeholderRole, type RoleDefinition } from "../app/role.ts";
+import type { RoleDefinition } from "../app/role.ts";
+import { wireguardRoutes } from "./http.ts";
+import { createWgManager } from "./manager.ts";
 
 export const wgmanagerRole: RoleDefinition = {
   name: "wgmanager",
   summary: "WireGuard interface (bundled wireguard-go), key and address allocation for agents and probes",
   needs: ["database"],
-  create: (ctx) => placeholderRole("wgmanager", "issue #7", ctx),
+  create: (ctx) => {
+    const manager = createWgManager(ctx);
+    ctx.http.use(wireguardRoutes(manager));
+    return manager;
+  },
 };
