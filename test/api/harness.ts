@@ -29,6 +29,7 @@ export interface Harness {
     method: string,
     path: string,
     opts?: CallOpts,
+    // biome-ignore lint/suspicious/noExplicitAny: response bodies are arbitrary JSON
   ): Promise<{ status: number; body: any; headers: Headers }>;
 }
 

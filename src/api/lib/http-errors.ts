@@ -34,6 +34,16 @@ export function mapWriteError(e: unknown): unknown {
       details: [{ path: "body", message: `reference ${constraint} not found` }],
     });
   }
+  if (code === "22021" || code === "22P05") {
+    return new CollectorError(
+      "BAD_REQUEST",
+      "a text value contains a NUL character or invalid UTF-8; remove it",
+      {
+        status: 422,
+        details: [{ path: "input", message: "NUL character or invalid UTF-8" }],
+      },
+    );
+  }
   if (code === "23514" || code === "22P02" || code === "22007" || code === "22008") {
     return new CollectorError("BAD_REQUEST", `the value breaks a rule (${constraint || code})`, {
       status: 422,

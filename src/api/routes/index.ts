@@ -1,6 +1,8 @@
 import { Elysia } from "elysia";
 import type { ApiDeps } from "../deps.ts";
 import { authRoutes } from "./auth.ts";
+import { credentialRoutes } from "./credentials.ts";
+import { fleetRoutes } from "./fleet.ts";
 import { setupRoutes } from "./setup.ts";
 import { tenantRoutes } from "./tenants.ts";
 import { userRoutes } from "./users.ts";
@@ -10,5 +12,7 @@ export function resourceRoutes(deps: ApiDeps) {
     .use(setupRoutes(deps))
     .use(authRoutes(deps))
     .use(tenantRoutes(deps))
-    .use(userRoutes(deps));
+    .use(userRoutes(deps))
+    .use(fleetRoutes(deps))
+    .use(credentialRoutes(deps));
 }

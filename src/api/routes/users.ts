@@ -46,7 +46,9 @@ export function userRoutes(deps: ApiDeps) {
             defaultSort: "email",
             query,
           }),
-        ),
+        ).catch((e) => {
+          throw mapWriteError(e);
+        }),
       {
         auth: "admin",
         query: t.Object({

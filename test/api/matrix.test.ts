@@ -1,0 +1,359 @@
+/**
+ * Security matrix: every protected route × (no token, expired, tampered, viewer, operator, admin, another
+ * tenant's admin, superadmin) → expected status. Plus injection-shaped filters and row-level security.
+ */
+import { beforeAll, describe, expect, test } from "bun:test";
+import { type Harness, harness, login, seedTenant, seedUser } from "./harness.ts";
+
+type Who = "none" | "expired" | "tampered" | "viewer" | "operator" | "admin" | "other_admin" | "superadmin";
+const WHO: Who[] = [
+  "none",
+  "expired",
+  "tampered",
+  "viewer",
+  "operator",
+  "admin",
+  "other_admin",
+  "superadmin",
+];
+const RANK = { viewer: 0, operator: 1, admin: 2, superadmin: 3 } as const;
+
+interface Route {
+  method: string;
+  /** Built per call, so destructive calls get a fresh resource. */
+  path: (() => Promise<string>) & { label: string };
+  min: keyof typeof RANK;
+  body?: () => unknown;
+  /** Tenant-scoped route addressing one of tenant A's rows: another tenant's admin gets 404. */
+  row?: boolean;
+  /** Platform route (no tenant): superadmin without X-Tenant-ID. */
+  platform?: boolean;
+  ok: number[];
+}
+
+let h: Harness;
+let tenantA: string;
+let tokens: Record<Who, string | undefined>;
+
+const ins = async (q: Promise<{ id: string }[]>) => (await q)[0]?.id as string;
+const agent = () =>
+  ins(
+    h.deps
+      .sql`insert into agents (tenant_id, name) values (${tenantA}, ${`a-${crypto.randomUUID()}`}) returning id`,
+  );
+const probe = () =>
+  ins(
+    h.deps
+      .sql`insert into probes (tenant_id, name) values (${tenantA}, ${`p-${crypto.randomUUID()}`}) returning id`,
+  );
+const target = () =>
+  ins(
+    h.deps
+      .sql`insert into targets (tenant_id, name, address, type) values (${tenantA}, 't', '10.0.0.1', 'host') returning id`,
+  );
+const userRow = () =>
+  ins(
+    h.deps
+      .sql`insert into users (tenant_id, email, role) values (${tenantA}, ${`u-${crypto.randomUUID()}@a.test`}, 'viewer') returning id`,
+  );
+const etoken = () =>
+  ins(
+    h.deps
+      .sql`insert into enrollment_tokens (tenant_id, token_hash, expires_at) values (${tenantA}, ${crypto.getRandomValues(new Uint8Array(32))}, now() + interval '1 day') returning id`,
+  );
+const apikey = () =>
+  ins(
+    h.deps
+      .sql`insert into api_keys (tenant_id, name, prefix, key_hash) values (${tenantA}, 'k', 'smk_x', ${crypto.getRandomValues(new Uint8Array(32))}) returning id`,
+  );
+const tenantRow = () =>
+  ins(
+    h.deps
+      .sql`insert into tenants (name, slug) values ('T', ${`t-${crypto.randomUUID().slice(0, 8)}`}) returning id`,
+  );
+const labelled = (label: string, fn: () => Promise<string>) => Object.assign(fn, { label });
+const fixed = (p: string) => labelled(p, async () => p);
+const withId = (base: string, make: () => Promise<string>) =>
+  labelled(`${base}/:id`, async () => `${base}/${await make()}`);
+
+const routes: Route[] = [
+  { method: "GET", path: fixed("/api/v1/auth/me"), min: "viewer", platform: true, ok: [200] },
+  { method: "GET", path: fixed("/api/v1/tenant"), min: "viewer", ok: [200] },
+  {
+    method: "PATCH",
+    path: fixed("/api/v1/tenant"),
+    min: "admin",
+    body: () => ({ name: "A renamed" }),
+    ok: [200],
+  },
+  { method: "GET", path: fixed("/api/v1/admin/tenants"), min: "superadmin", platform: true, ok: [200] },
+  {
+    method: "POST",
+    path: fixed("/api/v1/admin/tenants"),
+    min: "superadmin",
+    platform: true,
+    body: () => ({ name: `N ${crypto.randomUUID()}` }),
+    ok: [201],
+  },
+  {
+    method: "GET",
+    path: withId("/api/v1/admin/tenants", tenantRow),
+    min: "superadmin",
+    platform: true,
+    ok: [200],
+  },
+  {
+    method: "PATCH",
+    path: withId("/api/v1/admin/tenants", tenantRow),
+    min: "superadmin",
+    platform: true,
+    body: () => ({ name: "x" }),
+    ok: [200],
+  },
+  {
+    method: "DELETE",
+    path: withId("/api/v1/admin/tenants", tenantRow),
+    min: "superadmin",
+    platform: true,
+    ok: [204],
+  },
+  { method: "GET", path: fixed("/api/v1/users"), min: "admin", ok: [200] },
+  {
+    method: "POST",
+    path: fixed("/api/v1/users"),
+    min: "admin",
+    body: () => ({ email: `n-${crypto.randomUUID()}@a.test`, role: "viewer" }),
+    ok: [201],
+  },
+  { method: "GET", path: withId("/api/v1/users", userRow), min: "admin", row: true, ok: [200] },
+  {
+    method: "PATCH",
+    path: withId("/api/v1/users", userRow),
+    min: "admin",
+    row: true,
+    body: () => ({ name: "n" }),
+    ok: [200],
+  },
+  { method: "DELETE", path: withId("/api/v1/users", userRow), min: "admin", row: true, ok: [204] },
+  { method: "GET", path: fixed("/api/v1/agents"), min: "viewer", ok: [200] },
+  { method: "GET", path: withId("/api/v1/agents", agent), min: "viewer", row: true, ok: [200] },
+  {
+    method: "PATCH",
+    path: withId("/api/v1/agents", agent),
+    min: "operator",
+    row: true,
+    body: () => ({ tags: ["web"] }),
+    ok: [200],
+  },
+  { method: "DELETE", path: withId("/api/v1/agents", agent), min: "admin", row: true, ok: [200] },
+  { method: "GET", path: fixed("/api/v1/probes"), min: "viewer", ok: [200] },
+  {
+    method: "POST",
+    path: fixed("/api/v1/probes"),
+    min: "admin",
+    body: () => ({ name: `p-${crypto.randomUUID()}` }),
+    ok: [201],
+  },
+  { method: "GET", path: withId("/api/v1/probes", probe), min: "viewer", row: true, ok: [200] },
+  {
+    method: "PATCH",
+    path: withId("/api/v1/probes", probe),
+    min: "operator",
+    row: true,
+    body: () => ({ location: undefined, tags: ["x"] }),
+    ok: [200],
+  },
+  { method: "DELETE", path: withId("/api/v1/probes", probe), min: "admin", row: true, ok: [200] },
+  { method: "GET", path: fixed("/api/v1/targets"), min: "viewer", ok: [200] },
+  {
+    method: "POST",
+    path: fixed("/api/v1/targets"),
+    min: "operator",
+    body: () => ({ name: "t", address: "example.test", type: "http" }),
+    ok: [201],
+  },
+  { method: "GET", path: withId("/api/v1/targets", target), min: "viewer", row: true, ok: [200] },
+  {
+    method: "PATCH",
+    path: withId("/api/v1/targets", target),
+    min: "operator",
+    row: true,
+    body: () => ({ enabled: false }),
+    ok: [200],
+  },
+  { method: "DELETE", path: withId("/api/v1/targets", target), min: "operator", row: true, ok: [204] },
+  { method: "GET", path: fixed("/api/v1/enrollment-tokens"), min: "admin", ok: [200] },
+  {
+    method: "POST",
+    path: fixed("/api/v1/enrollment-tokens"),
+    min: "admin",
+    body: () => ({ label: "x" }),
+    ok: [201],
+  },
+  { method: "DELETE", path: withId("/api/v1/enrollment-tokens", etoken), min: "admin", row: true, ok: [200] },
+  { method: "GET", path: fixed("/api/v1/api-keys"), min: "admin", ok: [200] },
+  {
+    method: "POST",
+    path: fixed("/api/v1/api-keys"),
+    min: "admin",
+    body: () => ({ name: "k", role: "viewer" }),
+    ok: [201],
+  },
+  { method: "DELETE", path: withId("/api/v1/api-keys", apikey), min: "admin", row: true, ok: [200] },
+  { method: "GET", path: fixed("/api/v1/audit-logs"), min: "admin", ok: [200] },
+];
+
+function expected(r: Route, who: Who): number[] {
+  if (who === "none" || who === "expired" || who === "tampered") return [401];
+  const role = who === "other_admin" ? "admin" : who;
+  if (RANK[role] < RANK[r.min]) return [403];
+  if (who === "other_admin" && r.row) return [404];
+  return r.ok;
+}
+
+beforeAll(async () => {
+  h = await harness();
+  tenantA = await seedTenant(h, "tenant-a");
+  const tenantB = await seedTenant(h, "tenant-b");
+  for (const role of ["viewer", "operator", "admin"]) await seedUser(h, `${role}@a.test`, role, tenantA);
+  await seedUser(h, "admin@b.test", "admin", tenantB);
+  await seedUser(h, "root@platform.test", "superadmin", null);
+  const expiredTok = (await login(h, "viewer@a.test")).access_token;
+  h.clock.t += 20 * 60_000; // past jwt_expiry (15m): that token is now expired
+  const good = (await login(h, "viewer@a.test")).access_token;
+  const [hd, pl, sig] = good.split(".");
+  const claims = JSON.parse(Buffer.from(pl as string, "base64url").toString());
+  claims.role = "superadmin";
+  tokens = {
+    none: undefined,
+    expired: expiredTok,
+    tampered: `${hd}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}.${sig}`,
+    viewer: good,
+    operator: (await login(h, "operator@a.test")).access_token,
+    admin: (await login(h, "admin@a.test")).access_token,
+    other_admin: (await login(h, "admin@b.test")).access_token,
+    superadmin: (await login(h, "root@platform.test")).access_token,
+  };
+});
+
+describe("route × caller matrix", () => {
+  for (const r of routes) {
+    test(`${r.method} ${r.path.label} (${r.min})`, async () => {
+      const failures: string[] = [];
+      for (const who of WHO) {
+        const path = await r.path();
+        const headers: Record<string, string> = {};
+        if (who === "superadmin" && !r.platform) headers["x-tenant-id"] = tenantA;
+        const res = await h.call(r.method, path, { token: tokens[who], body: r.body?.(), headers });
+        const exp = expected(r, who);
+        if (!exp.includes(res.status))
+          failures.push(`${who}: got ${res.status} want ${exp} (${JSON.stringify(res.body).slice(0, 200)})`);
+        if (res.status >= 400) expect(res.body.status).toBe("error");
+      }
+      expect(failures).toEqual([]);
+    });
+  }
+});
+
+describe("tenant isolation", () => {
+  test("another tenant's admin lists none of tenant A's rows", async () => {
+    await agent();
+    const mine = await h.call("GET", "/api/v1/agents", { token: tokens.admin });
+    expect(mine.body.data.length).toBeGreaterThan(0);
+    const theirs = await h.call("GET", "/api/v1/agents", { token: tokens.other_admin });
+    expect(theirs.status).toBe(200);
+    expect(theirs.body.data).toEqual([]);
+  });
+
+  test("X-Tenant-ID naming another tenant: 404 for a tenant user; superadmin without it: 400", async () => {
+    const r = await h.call("GET", "/api/v1/agents", {
+      token: tokens.other_admin,
+      headers: { "x-tenant-id": tenantA },
+    });
+    expect(r.status).toBe(404);
+    expect(JSON.stringify(r.body)).not.toContain("tenant-a");
+    const s = await h.call("GET", "/api/v1/agents", { token: tokens.superadmin });
+    expect(s.status).toBe(400);
+    const u = await h.call("GET", "/api/v1/agents", {
+      token: tokens.superadmin,
+      headers: { "x-tenant-id": crypto.randomUUID() },
+    });
+    expect(u.status).toBe(404);
+  });
+
+  test("row-level security: secumon_app without a tenant sees no rows", async () => {
+    await agent();
+    const n = await h.deps.sql.begin(async (tx) => {
+      await tx`set local role secumon_app`;
+      return (await tx`select count(*)::int as n from agents`)[0]?.n;
+    });
+    expect(n).toBe(0);
+  });
+
+  test("every change is audited with actor, before/after, address", async () => {
+    const id = await agent();
+    await h.call("PATCH", `/api/v1/agents/${id}`, {
+      token: tokens.operator,
+      body: { tags: ["db"] },
+      headers: { "user-agent": "matrix-test" },
+    });
+    const [a] = await h.deps
+      .sql`select * from audit_logs where resource_id = ${id} and action = 'agent.update'`;
+    expect(a?.actor).toBe("operator@a.test");
+    expect(a?.old_value.tags).toEqual([]);
+    expect(a?.new_value.tags).toEqual(["db"]);
+    expect(a?.user_agent).toBe("matrix-test");
+    expect(a?.tenant_id).toBe(tenantA);
+  });
+});
+
+describe("injection-shaped input", () => {
+  const evil = [
+    "' or 1=1 --",
+    "x'); drop table agents; --",
+    "%",
+    "_",
+    "\\",
+    "a\u0000b",
+    "${jndi:ldap://x}",
+    "<script>",
+  ];
+  test("filters bind values: no error, no leak, tables intact", async () => {
+    for (const e of evil) {
+      for (const path of ["/api/v1/agents", "/api/v1/probes", "/api/v1/targets", "/api/v1/users"]) {
+        const q = new URLSearchParams({ q: e }).toString();
+        const r = await h.call("GET", `${path}?${q}`, { token: tokens.admin });
+        expect([200, 422]).toContain(r.status);
+        if (r.status === 200) expect(r.body.data).toEqual([]);
+      }
+      const t = await h.call("GET", `/api/v1/agents?${new URLSearchParams({ tag: e })}`, {
+        token: tokens.admin,
+      });
+      expect([200, 422]).toContain(t.status);
+    }
+    const [c] = await h.deps.sql`select count(*)::int as n from agents`;
+    expect(c?.n).toBeGreaterThan(0);
+  });
+
+  test("sort outside the allow-list: 422 naming the field", async () => {
+    const r = await h.call("GET", "/api/v1/agents?sort=name;drop", { token: tokens.admin });
+    expect(r.status).toBe(422);
+    const r2 = await h.call("GET", "/api/v1/agents?sort=password_hash", { token: tokens.admin });
+    expect(r2.status).toBe(422);
+    expect(r2.body.details[0].path).toBe("query/sort");
+  });
+
+  test("bad ids and bodies: 422 with paths", async () => {
+    const r = await h.call("GET", "/api/v1/agents/not-a-uuid", { token: tokens.admin });
+    expect(r.status).toBe(422);
+    expect(r.body.details[0].path).toBe("params/id");
+    const b = await h.call("POST", "/api/v1/targets", {
+      token: tokens.admin,
+      body: { name: "", address: "x", type: "Bad Type", tests: [{}] },
+    });
+    expect(b.status).toBe(422);
+    const paths = b.body.details.map((d: { path: string }) => d.path);
+    expect(paths).toContain("body/name");
+    expect(paths).toContain("body/type");
+  });
+});
