@@ -3,8 +3,11 @@
  * secumon-collector: the command line. Parses argv, runs one command, maps errors to exit codes
  * (0 ok, 1 runtime failure, 2 bad usage or configuration) and prints them as one structured log line.
  */
+import { BACKUP_HELP, backup, restore, setupCode } from "./cli/backup.ts";
 import { checkConfig, HELP, help, migrate, serve, version } from "./cli/commands.ts";
 import { errorMessage, exitCodeFor, isCollectorError, UsageError } from "./lib/errors.ts";
+
+Object.assign(HELP, BACKUP_HELP);
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -14,6 +17,12 @@ async function main(argv: string[]): Promise<number> {
       return serve(rest);
     case "migrate":
       return migrate(rest);
+    case "backup":
+      return backup(rest);
+    case "restore":
+      return restore(rest);
+    case "setup-code":
+      return setupCode(rest, out);
     case "check-config":
       return checkConfig(rest, out);
     case "version":

@@ -28,6 +28,9 @@ Commands:
   serve          run the collector (all roles, or --roles a,b)
   migrate        apply database migrations and exit
   check-config   validate the configuration and print it with secrets redacted
+  backup         write an encrypted backup (database dump and data-directory secrets)
+  restore        restore a backup into a stopped collector's database and data directory
+  setup-code     print the one-time code that creates the first administrator
   version        print the version
 
 Run \`secumon-collector <command> --help\` for a command's options.
