@@ -9,11 +9,11 @@ import { type CounterStore, memoryStore } from "../../src/api/lib/store.ts";
 import { createHttpApp } from "../../src/app/http.ts";
 import { jwtSigner } from "../../src/auth/jwt.ts";
 import { hashPassword } from "../../src/auth/passwords.ts";
+import { loadConfig } from "../../src/config/load.ts";
 import type { Config } from "../../src/config/schema.ts";
 import { silentLogger } from "../../src/observability/logger.ts";
 import { Registry } from "../../src/observability/metrics.ts";
 import { createKeyring } from "../../src/security/keyring.ts";
-import { testConfig } from "../support/collector.ts";
 import { migratedSql } from "../support/pg.ts";
 import { tempDir } from "../support/tmp.ts";
 
@@ -46,7 +46,11 @@ export async function harness(
 ): Promise<Harness> {
   const { sql } = await migratedSql();
   const clock = { t: Date.now() };
-  const config: Config = testConfig({ api: { port: 0, rate_limiting: { enabled: false }, ...overrides } });
+  // loadConfig directly (not test/support/collector.ts): this file must not import every role
+  const config: Config = loadConfig({
+    env: {},
+    overrides: { api: { port: 0, rate_limiting: { enabled: false }, ...overrides } },
+  });
   const deps: ApiDeps = {
     config,
     sql,
