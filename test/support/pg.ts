@@ -45,14 +45,23 @@ export function testCluster(): Promise<Cluster> {
   return cluster;
 }
 
-async function admin<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
-  const { adminUrl } = await testCluster();
-  const sql = connect(adminUrl, { max: 1, log: silentLogger() });
-  try {
-    return await fn(sql);
-  } finally {
-    await sql.end({ timeout: 2 });
-  }
+// CREATE DATABASE … TEMPLATE fails while another copy of the same template is in progress
+// ("source database is being accessed by other users"): run administrative statements one at a time.
+let adminQueue: Promise<unknown> = Promise.resolve();
+
+function admin<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+  const run = async () => {
+    const { adminUrl } = await testCluster();
+    const sql = connect(adminUrl, { max: 1, log: silentLogger() });
+    try {
+      return await fn(sql);
+    } finally {
+      await sql.end({ timeout: 2 });
+    }
+  };
+  const p = adminQueue.then(run, run);
+  adminQueue = p.catch(() => {});
+  return p;
 }
 
 function name(prefix: string): string {
