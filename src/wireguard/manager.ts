@@ -45,8 +45,13 @@ export interface WgManager extends Service {
   readonly disabledReason: string | null;
   readonly store: WgStore;
   reconcile(): Promise<ReconcileResult>;
-  /** Reads per-peer counters, updates metrics, publishes staleness events; returns them. */
+  /**
+   * One housekeeping tick (what the stats timer runs): completes a due key rotation, reads per-peer counters,
+   * updates metrics, publishes staleness events; returns them.
+   */
   pollStats(): Promise<StaleEvent[]>;
+  /** wireguard-go's process id while it runs. */
+  readonly pid: number | null;
   peers(): PeerReport[];
   server(): Promise<ServerInfo | null>;
   rotate(graceMs?: number): Promise<ServerInfo>;
@@ -281,6 +286,7 @@ export function createWgManager(ctx: RoleContext, opts: WgManagerOptions = {}): 
 
   async function pollStats(): Promise<StaleEvent[]> {
     if (!configured) return [];
+    await exclusive(() => completeRotationIfDue());
     const device = await uapi.get();
     const events = stats.update(table.all(), device, clock());
     for (const e of events) {
@@ -395,10 +401,7 @@ export function createWgManager(ctx: RoleContext, opts: WgManagerOptions = {}): 
         await reconcileNow();
       });
     });
-    every(parseDuration(cfg.stats_interval), "stats", async () => {
-      await exclusive(() => completeRotationIfDue());
-      await pollStats();
-    });
+    every(parseDuration(cfg.stats_interval), "stats", pollStats);
   }
 
   async function stop(): Promise<void> {
@@ -427,6 +430,9 @@ export function createWgManager(ctx: RoleContext, opts: WgManagerOptions = {}): 
     },
     get disabledReason() {
       return disabledReason;
+    },
+    get pid() {
+      return child?.pid ?? null;
     },
     store,
     reconcile: () => exclusive(reconcileNow),
