@@ -54,18 +54,17 @@ export function validateChannelConfig(type: string, config: unknown): Validation
     const to = config.to;
     if (!Array.isArray(to) || to.length === 0) err("/config/to", `to must be a non-empty list of ${what}`);
     else
-      to.forEach(
-        (x, i) =>
-          (typeof x !== "string" || !re.test(x)) &&
-          err(`/config/to/${i}`, `${JSON.stringify(x)} is not ${what.replace(/s$/, "")}`),
-      );
+      to.forEach((x, i) => {
+        if (typeof x !== "string" || !re.test(x))
+          err(`/config/to/${i}`, `${JSON.stringify(x)} is not one of ${what}`);
+      });
   };
   switch (type as ChannelType) {
     case "email":
       list(EMAIL, "e-mail addresses");
       break;
     case "sms":
-      list(E164, "phone numbers in E.164 form (+33612345678)s");
+      list(E164, "phone numbers in E.164 form (+33612345678)");
       break;
     case "slack":
       if (config.webhook_url !== undefined && !httpUrl(config.webhook_url))
