@@ -174,6 +174,11 @@ const gateway = Section("gRPC endpoint for agents and probes (role `gateway`).",
     },
   ),
   max_streams_per_source: Int(16, "Concurrent streams one agent or probe may hold open.", 1),
+  enrollment_failures_per_minute: Int(
+    120,
+    "Failed enrollments (bad tokens, bad CSRs) tolerated per client IP per minute; beyond it Enroll answers RESOURCE_EXHAUSTED.",
+    1,
+  ),
   offline_after: Duration("90s", "An agent or probe with no call or open stream for this long is marked offline."),
   last_seen_write_interval: Duration(
     "30s",

@@ -1,9 +1,12 @@
 /** The gateway role: gRPC (mTLS) endpoint for agents and probes (enrollment, telemetry streams, probe assignments). */
-import { placeholderRole, type RoleDefinition } from "../app/role.ts";
+import type { RoleDefinition } from "../app/role.ts";
+import { createGateway } from "./service.ts";
+
+export { createGateway, type GatewayDeps, type GatewayService } from "./service.ts";
 
 export const gatewayRole: RoleDefinition = {
   name: "gateway",
   summary: "gRPC (mTLS) endpoint for agents and probes: enrollment, telemetry, assignments",
   needs: ["database", "nats"],
-  create: (ctx) => placeholderRole("gateway", "issue #3", ctx),
+  create: (ctx) => createGateway(ctx),
 };

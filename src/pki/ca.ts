@@ -5,6 +5,7 @@
  * keyring (AES-256-GCM under the master key). An operator may supply their own CA instead
  * (gateway.tls.ca_file + ca_key_file).
  */
+import "reflect-metadata"; // @peculiar/x509 (tsyringe) needs the Reflect metadata polyfill loaded first
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as x509 from "@peculiar/x509";

@@ -1,0 +1,338 @@
+/** The AgentService and ProbeService RPC handlers: authentication, limits, then enrollment/intake/presence. */
+import type {
+  ServerDuplexStream,
+  ServerUnaryCall,
+  sendUnaryData,
+  UntypedServiceImplementation,
+} from "@grpc/grpc-js";
+import type { Sql } from "postgres";
+import type { TelemetryKind } from "../bus/telemetry.ts";
+import type { Logger } from "../observability/logger.ts";
+import type { Principal } from "../pki/identity.ts";
+import { isInvalidMessage } from "../protocol/grpc.ts";
+import { withTenant } from "../storage/db.ts";
+import { probeAssignments } from "./assignments.ts";
+import { type Principals, principalKey } from "./auth.ts";
+import type { Enroller, EnrollRequest } from "./enroll.ts";
+import type { Intake, WireBatch } from "./intake.ts";
+import type { CallCounter, RateLimiter } from "./limits.ts";
+import type { GatewayMetrics } from "./metrics.ts";
+import type { Presence } from "./presence.ts";
+import { Code, exhausted, GatewayError, invalidArgument, isGatewayError, toServiceError } from "./status.ts";
+
+export interface HandlerDeps {
+  sql: Sql;
+  log: Logger;
+  principals: Principals;
+  enroller: Enroller;
+  intake: Intake;
+  presence: Presence;
+  calls: CallCounter;
+  batchLimiter: RateLimiter | null;
+  enrollFailures: RateLimiter;
+  metrics: GatewayMetrics;
+  /** batches processed concurrently per stream before reading pauses */
+  maxInflightPerStream: number;
+}
+
+interface BatchAck {
+  batch_id: string;
+  code: number;
+  message: string;
+  retry_after_ms: number;
+}
+
+type Unary<Req, Res> = (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => void;
+
+export function agentHandlers(d: HandlerDeps): UntypedServiceImplementation {
+  return {
+    Enroll: enrollHandler(d, "agent"),
+    RenewCertificate: renewHandler(d, "agent"),
+    SendMetrics: telemetryStream(d, "agent", "metrics"),
+    SendLogs: telemetryStream(d, "agent", "logs"),
+    SendInventory: telemetryUnary(d, "agent", "inventory"),
+    Connect: connectHandler(d),
+  };
+}
+
+export function probeHandlers(d: HandlerDeps): UntypedServiceImplementation {
+  return {
+    Enroll: enrollHandler(d, "probe"),
+    RenewCertificate: renewHandler(d, "probe"),
+    GetAssignments: unary(d, async (call: ServerUnaryCall<{ known_version?: string }, unknown>) => {
+      const p = await d.principals.authorize(call, "probe");
+      d.presence.touch(p, "online");
+      return probeAssignments(d.sql, p, call.request.known_version ?? "");
+    }),
+    SendResults: telemetryStream(d, "probe", "scans"),
+    SendSnmp: telemetryStream(d, "probe", "snmp"),
+  };
+}
+
+/** Wraps an async unary handler: GatewayError → its status; anything else → INTERNAL, logged. */
+function unary<Req, Res>(
+  d: HandlerDeps,
+  fn: (call: ServerUnaryCall<Req, Res>) => Promise<Res>,
+): Unary<Req, Res> {
+  return (call, cb) => {
+    if (isInvalidMessage(call.request)) {
+      d.metrics.refusals.inc({ reason: "malformed_request" });
+      cb(toServiceError(invalidArgument(`malformed request: ${call.request.reason}`, "malformed_request")));
+      return;
+    }
+    fn(call).then(
+      (res) => cb(null, res),
+      (err) => cb(toServiceError(asGatewayError(d, err, call.getPath()))),
+    );
+  };
+}
+
+function asGatewayError(d: HandlerDeps, err: unknown, path: string): GatewayError {
+  if (isGatewayError(err)) {
+    d.metrics.refusals.inc({ reason: err.reason });
+    return err;
+  }
+  d.log.error({ err: String(err), path }, "gateway call failed");
+  return new GatewayError(
+    Code.INTERNAL,
+    "internal error in the collector; retry later (the collector logged it)",
+    "internal",
+  );
+}
+
+function peerHost(peer: string): string {
+  const s = peer.replace(/^ipv[46]:/, "");
+  const m = /^\[?(.*?)\]?:\d+$/.exec(s);
+  return m ? m[1]! : s;
+}
+
+function enrollHandler(d: HandlerDeps, kind: "agent" | "probe") {
+  return unary(d, async (call: ServerUnaryCall<EnrollRequest, unknown>) => {
+    const ip = peerHost(call.getPeer());
+    const wait = d.enrollFailures.peek(ip);
+    if (wait > 0) {
+      d.metrics.enrollments.inc({ kind, result: "throttled" });
+      throw exhausted(
+        `too many failed enrollments from ${ip}; retry in ${Math.ceil(wait / 1000)} s`,
+        "enroll_throttled",
+      );
+    }
+    try {
+      const res = await d.enroller.enroll(kind, call.request);
+      d.metrics.enrollments.inc({ kind, result: "ok" });
+      return res;
+    } catch (err) {
+      if (isGatewayError(err)) {
+        d.enrollFailures.take(ip);
+        d.metrics.enrollments.inc({ kind, result: err.reason });
+        d.log.info({ kind, ip, reason: err.reason }, "enrollment refused");
+      }
+      throw err;
+    }
+  });
+}
+
+function renewHandler(d: HandlerDeps, kind: "agent" | "probe") {
+  return unary(d, async (call: ServerUnaryCall<{ csr_pem: string }, unknown>) => {
+    const p = await d.principals.authorize(call, kind);
+    d.presence.touch(p, "online");
+    return d.enroller.renew(p, call.request.csr_pem);
+  });
+}
+
+function ackFor(batchId: string, err: GatewayError): BatchAck {
+  const transient = err.code === Code.RESOURCE_EXHAUSTED || err.code === Code.UNAVAILABLE;
+  return { batch_id: batchId, code: err.code, message: err.details, retry_after_ms: transient ? 1000 : 0 };
+}
+
+function telemetryUnary(d: HandlerDeps, svc: "agent" | "probe", kind: TelemetryKind) {
+  return unary(d, async (call: ServerUnaryCall<WireBatch, BatchAck>) => {
+    const p = await d.principals.authorize(call, svc);
+    const t0 = performance.now();
+    const wait = d.batchLimiter?.take(principalKey(p)) ?? 0;
+    if (wait > 0) throw exhausted(`rate limit: resend in ${wait} ms`, "rate_limited");
+    try {
+      const r = await d.intake.accept(p, kind, call.request);
+      d.presence.touch(p, "online");
+      d.metrics.batches.inc({ kind, result: r.duplicate ? "duplicate" : "ok" });
+      d.metrics.batchBytes.inc({ kind }, call.request.payload.byteLength);
+      d.metrics.ackSeconds.observe((performance.now() - t0) / 1000);
+      return { batch_id: call.request.batch_id, code: 0, message: "", retry_after_ms: 0 };
+    } catch (err) {
+      if (isGatewayError(err)) d.metrics.batches.inc({ kind, result: err.reason });
+      throw err;
+    }
+  });
+}
+
+/** Common life of a streaming call: auth, slot, revocation tracking, presence, one cleanup. */
+async function openStream(
+  d: HandlerDeps,
+  call: ServerDuplexStream<unknown, unknown>,
+  svc: "agent" | "probe",
+): Promise<{ p: Principal; end: (err: GatewayError | null) => void; isClosed: () => boolean } | null> {
+  const fail = (err: unknown) => {
+    const g = asGatewayError(d, err, call.getPath());
+    call.emit("error", toServiceError(g));
+  };
+  let p: Principal;
+  try {
+    p = await d.principals.authorize(call, svc);
+  } catch (err) {
+    fail(err);
+    return null;
+  }
+  const key = principalKey(p);
+  const refused = d.calls.acquire(key);
+  if (refused) {
+    fail(
+      refused === "total"
+        ? exhausted("the gateway is at its connection limit; reconnect later with backoff", "max_connections")
+        : exhausted("too many open streams for this agent; close some first", "max_streams_per_source"),
+    );
+    return null;
+  }
+  d.metrics.openStreams.inc();
+  d.presence.streamOpened(p, "online");
+  let closed = false;
+  let cleaned = false;
+  const cleanup = () => {
+    if (cleaned) return;
+    cleaned = true;
+    closed = true;
+    untrack();
+    d.calls.release(key);
+    d.metrics.openStreams.dec();
+    d.presence.streamClosed(p);
+  };
+  const end = (err: GatewayError | null) => {
+    if (closed) return;
+    closed = true;
+    if (err) call.emit("error", toServiceError(err));
+    else call.end();
+  };
+  const untrack = d.principals.track(p, (reason) => {
+    d.metrics.refusals.inc({ reason: "revoked_while_open" });
+    end(new GatewayError(Code.PERMISSION_DENIED, `${reason}; this stream is closed`, "revoked"));
+  });
+  call.on("cancelled", cleanup);
+  call.on("close", cleanup);
+  call.on("finish", cleanup);
+  call.on("error", () => cleanup());
+  return { p, end, isClosed: () => closed };
+}
+
+function telemetryStream(d: HandlerDeps, svc: "agent" | "probe", kind: TelemetryKind) {
+  return async (call: ServerDuplexStream<WireBatch, BatchAck>) => {
+    call.pause();
+    const s = await openStream(d, call as ServerDuplexStream<unknown, unknown>, svc);
+    if (!s) return;
+    const { p } = s;
+    const key = principalKey(p);
+    let inflight = 0;
+    let halfClosed = false;
+    const maybeFinish = () => {
+      if (halfClosed && inflight === 0) s.end(null);
+    };
+    const reply = (ack: BatchAck) => {
+      if (!s.isClosed()) call.write(ack);
+    };
+    call.on("data", (m: WireBatch) => {
+      if (s.isClosed()) return;
+      if (isInvalidMessage(m)) {
+        d.metrics.batches.inc({ kind, result: "malformed_request" });
+        s.end(
+          invalidArgument(`malformed TelemetryBatch: ${m.reason}; the stream is closed`, "malformed_request"),
+        );
+        return;
+      }
+      const gone = d.principals.refusedNow(p);
+      if (gone) {
+        s.end(
+          new GatewayError(
+            Code.PERMISSION_DENIED,
+            `${p.kind} ${p.id} is ${gone}; this stream is closed`,
+            "revoked",
+          ),
+        );
+        return;
+      }
+      const t0 = performance.now();
+      const wait = d.batchLimiter?.take(key) ?? 0;
+      if (wait > 0) {
+        d.metrics.batches.inc({ kind, result: "rate_limited" });
+        reply({
+          batch_id: String(m.batch_id),
+          code: Code.RESOURCE_EXHAUSTED,
+          message: `rate limit: resend in ${wait} ms`,
+          retry_after_ms: wait,
+        });
+        return;
+      }
+      inflight++;
+      if (inflight >= d.maxInflightPerStream) call.pause();
+      d.intake
+        .accept(p, kind, m)
+        .then(
+          (r) => {
+            d.presence.touch(p, "online");
+            d.metrics.batches.inc({ kind, result: r.duplicate ? "duplicate" : "ok" });
+            d.metrics.batchBytes.inc({ kind }, m.payload.byteLength);
+            d.metrics.ackSeconds.observe((performance.now() - t0) / 1000);
+            reply({ batch_id: m.batch_id, code: 0, message: "", retry_after_ms: 0 });
+          },
+          (err) => {
+            const g = asGatewayError(d, err, call.getPath());
+            d.metrics.batches.inc({ kind, result: g.reason });
+            reply(ackFor(String(m.batch_id), g));
+          },
+        )
+        .finally(() => {
+          inflight--;
+          if (inflight < d.maxInflightPerStream && !s.isClosed()) call.resume();
+          maybeFinish();
+        });
+    });
+    call.on("end", () => {
+      halfClosed = true;
+      maybeFinish();
+    });
+    call.resume();
+  };
+}
+
+function connectHandler(d: HandlerDeps) {
+  return async (call: ServerDuplexStream<{ heartbeat?: { sent_unix_ms?: number } | null }, unknown>) => {
+    call.pause();
+    const s = await openStream(d, call as ServerDuplexStream<unknown, unknown>, "agent");
+    if (!s) return;
+    const { p } = s;
+    try {
+      const [row] = await withTenant(
+        d.sql,
+        p.tenantId,
+        (tx) => tx`select config from agents where id = ${p.id}`,
+      );
+      if (row && !s.isClosed()) call.write({ config: { config_json: JSON.stringify(row.config ?? {}) } });
+    } catch (err) {
+      d.log.warn({ err: String(err), id: p.id }, "could not read the agent's configuration for Connect");
+    }
+    const validTo = call.getAuthContext()?.sslPeerCertificate?.valid_to;
+    if (validTo && Date.parse(validTo) - Date.now() < 14 * 86_400_000 && !s.isClosed()) {
+      call.write({
+        rekey: { reason: `certificate expires ${new Date(Date.parse(validTo)).toISOString()}; renew it` },
+      });
+    }
+    call.on("data", (m) => {
+      if (s.isClosed()) return;
+      if (isInvalidMessage(m)) {
+        s.end(invalidArgument(`malformed AgentMessage: ${m.reason}`, "malformed_request"));
+        return;
+      }
+      d.presence.touch(p, "online");
+      if (m.heartbeat) call.write({ heartbeat_ack: { server_unix_ms: Date.now() } });
+    });
+    call.on("end", () => s.end(null));
+    call.resume();
+  };
+}

@@ -1,0 +1,106 @@
+/**
+ * One telemetry batch from an authenticated principal: checked (id, compression, sizes, bounded decompression,
+ * strict protobuf of the kind's payload type), then published to JetStream exactly as docs/telemetry-path.md
+ * says, and acknowledged only once JetStream stored it. A full stream (discard new) → RESOURCE_EXHAUSTED so the
+ * sender keeps its batch; JetStream unreachable → UNAVAILABLE.
+ */
+import type { JetStreamClient } from "@nats-io/jetstream";
+import { headers } from "@nats-io/transport-node";
+import { H, type TelemetryKind, telemetrySubject } from "../bus/telemetry.ts";
+import type { Principal } from "../pki/identity.ts";
+import { type Compression, decompressBounded } from "../protocol/compression.ts";
+import { isProtocolError } from "../protocol/errors.ts";
+import { validatePayload } from "../protocol/payload.ts";
+import { exhausted, type GatewayError, invalidArgument, unavailable } from "./status.ts";
+
+export interface WireBatch {
+  batch_id: string;
+  compression: number;
+  uncompressed_size: number;
+  payload: Uint8Array;
+  created_unix_ms?: number;
+}
+
+const COMPRESSION_BY_NUMBER: Record<number, Compression> = { 0: "none", 1: "lz4", 2: "zstd" };
+const BATCH_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+export interface IntakeOptions {
+  js: JetStreamClient;
+  maxUncompressedBytes: number;
+  publishTimeoutMs?: number;
+  now?: () => number;
+}
+
+export interface Accepted {
+  duplicate: boolean;
+  seq: number;
+}
+
+export class Intake {
+  constructor(private readonly o: IntakeOptions) {}
+
+  /** Validates then publishes; throws GatewayError (INVALID_ARGUMENT / RESOURCE_EXHAUSTED / UNAVAILABLE). */
+  async accept(p: Principal, kind: TelemetryKind, b: WireBatch): Promise<Accepted> {
+    const compression = this.check(kind, b);
+    const h = headers();
+    h.set("Nats-Msg-Id", `${p.id}:${b.batch_id}`);
+    h.set(H.batchId, b.batch_id);
+    h.set(H.tenant, p.tenantId);
+    h.set(H.source, p.id);
+    h.set(H.sourceType, p.kind);
+    h.set(H.compression, compression);
+    h.set(H.uncompressedSize, String(b.uncompressed_size));
+    h.set(H.receivedAt, String((this.o.now ?? Date.now)()));
+    try {
+      // the subject's tenant and source come from the certificate, never from the batch
+      const ack = await this.o.js.publish(telemetrySubject(kind, p.tenantId, p.id), b.payload, {
+        headers: h,
+        timeout: this.o.publishTimeoutMs ?? 10_000,
+      });
+      return { duplicate: ack.duplicate, seq: ack.seq };
+    } catch (err) {
+      throw publishError(err);
+    }
+  }
+
+  /** The checks alone (no publish): returns the compression name. */
+  check(kind: TelemetryKind, b: WireBatch): Compression {
+    if (typeof b.batch_id !== "string" || !BATCH_ID.test(b.batch_id)) {
+      throw invalidArgument(
+        "batch_id must be 1 to 64 characters of A-Z a-z 0-9 _ - (a UUID or ULID)",
+        "bad_batch_id",
+      );
+    }
+    const compression = COMPRESSION_BY_NUMBER[b.compression];
+    if (!compression) {
+      throw invalidArgument(
+        `unknown compression ${b.compression}; use COMPRESSION_NONE, COMPRESSION_LZ4 or COMPRESSION_ZSTD`,
+        "unknown_compression",
+      );
+    }
+    let raw: Uint8Array;
+    try {
+      raw = decompressBounded(compression, b.payload, b.uncompressed_size, this.o.maxUncompressedBytes);
+      validatePayload(kind, raw);
+    } catch (err) {
+      if (isProtocolError(err))
+        throw invalidArgument(`batch ${b.batch_id} refused: ${err.message}`, err.reason);
+      throw err;
+    }
+    return compression;
+  }
+}
+
+function publishError(err: unknown): GatewayError {
+  const msg = String((err as Error)?.message ?? err);
+  if (/maximum (bytes|messages)|insufficient (storage|resources)|storage.*exceeded|resource/i.test(msg)) {
+    return exhausted(
+      "the collector's telemetry buffer is full (storage is behind); keep the batch and resend it later",
+      "stream_full",
+    );
+  }
+  return unavailable(
+    `the collector cannot store batches right now (${msg.slice(0, 80)}); resend later`,
+    "publish_failed",
+  );
+}

@@ -1,0 +1,113 @@
+/** A real gateway on a free port against the run's PostgreSQL and nats-server, plus tenants and tokens. */
+import { randomBytes } from "node:crypto";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { connectNats } from "../../src/bus/connect.ts";
+import { ensureTelemetryStream } from "../../src/bus/telemetry.ts";
+import { loadConfig } from "../../src/config/load.ts";
+import { createGateway, type GatewayService } from "../../src/gateway/index.ts";
+import { silentLogger } from "../../src/observability/logger.ts";
+import { Registry } from "../../src/observability/metrics.ts";
+import { generateEnrollmentToken } from "../../src/pki/tokens.ts";
+import { createKeyring } from "../../src/security/keyring.ts";
+import { type Sql, withAdmin } from "../../src/storage/db.ts";
+import { testNats } from "../support/nats.ts";
+import { migratedSql } from "../support/pg.ts";
+import { tempDir } from "../support/tmp.ts";
+
+export interface Harness {
+  sql: Sql;
+  nc: NatsConnection;
+  gw: GatewayService;
+  address: string;
+  metrics: Registry;
+  stop(): Promise<void>;
+}
+
+export async function startGateway(
+  gateway: Record<string, unknown> = {},
+  extra: Record<string, unknown> = {},
+): Promise<Harness> {
+  const { sql } = await migratedSql();
+  const natsUrl = await testNats();
+  const log = silentLogger();
+  const nc = await connectNats(natsUrl, "gateway-test", log);
+  await ensureTelemetryStream(await jetstreamManager(nc), { maxAgeMs: 3_600_000, maxBytes: 0 });
+  const config = loadConfig({
+    env: {},
+    overrides: { data_dir: tempDir("secumon-gw-"), gateway: { grpc_port: 0, ...gateway }, ...extra },
+  });
+  const metrics = new Registry();
+  const gw = createGateway({ config, log, metrics, sql, nats: nc, keyring: createKeyring(randomBytes(32)) });
+  await gw.start();
+  return {
+    sql,
+    nc,
+    gw,
+    address: `localhost:${gw.port}`,
+    metrics,
+    async stop() {
+      await gw.stop();
+      await nc.close();
+    },
+  };
+}
+
+export async function createTenant(sql: Sql, slug = `t${randomBytes(5).toString("hex")}`): Promise<string> {
+  const [t] = await withAdmin(
+    sql,
+    (tx) => tx<{ id: string }[]>`insert into tenants (name, slug) values (${slug}, ${slug}) returning id`,
+  );
+  return t!.id;
+}
+
+export interface TokenOptions {
+  kind?: "agent" | "probe" | "collector";
+  maxUses?: number | null;
+  expiresInMs?: number;
+  revoked?: boolean;
+}
+
+export async function createToken(sql: Sql, tenantId: string, o: TokenOptions = {}): Promise<string> {
+  const { token, hash } = generateEnrollmentToken();
+  await withAdmin(
+    sql,
+    (
+      tx,
+    ) => tx`insert into enrollment_tokens (tenant_id, label, principal_kind, token_hash, expires_at, max_uses, revoked_at)
+      values (${tenantId}, 'test', ${o.kind ?? "agent"}, ${hash}, ${new Date(Date.now() + (o.expiresInMs ?? 3_600_000))},
+              ${o.maxUses === undefined ? 100 : o.maxUses}, ${o.revoked ? new Date() : null})`,
+  );
+  return token;
+}
+
+/** Reads every message of a subject filter from the TELEMETRY stream (ordered consumer). */
+export async function telemetryMessages(
+  nc: NatsConnection,
+  filter: string,
+  expect: number,
+  timeoutMs = 10_000,
+) {
+  const js = jetstream(nc);
+  const c = await js.consumers.get("TELEMETRY", { filter_subjects: [filter] });
+  const out: { subject: string; headers: Record<string, string>; data: Uint8Array }[] = [];
+  if (expect === 0) return out;
+  const iter = await c.consume({ expires: Math.min(timeoutMs, 30_000) });
+  const timer = setTimeout(() => iter.stop(), timeoutMs);
+  for await (const m of iter) {
+    const headers: Record<string, string> = {};
+    for (const [k, v] of m.headers ?? []) headers[k] = v[0] ?? "";
+    out.push({ subject: m.subject, headers, data: m.data });
+    if (out.length >= expect) break;
+  }
+  clearTimeout(timer);
+  iter.stop();
+  return out;
+}
+
+/** How many messages the TELEMETRY stream holds for a subject filter. */
+export async function countMessages(nc: NatsConnection, filter: string): Promise<number> {
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info("TELEMETRY", { subjects_filter: filter });
+  return Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
+}
