@@ -85,7 +85,9 @@ export async function copyLines(
   try {
     await sentinel;
   } catch (e) {
-    throw new CopyFailed(table, e);
+    // 25P02: the COPY itself was refused. Anything else (connection lost…) propagates as it is.
+    if ((e as { code?: unknown }).code === "25P02") throw new CopyFailed(table, e);
+    throw e;
   }
   await finished;
 }

@@ -263,16 +263,16 @@ export async function applyInventory(
   await tx`delete from inventory_services where agent_id = ${agentId}`;
   await tx`
     insert into inventory_services (tenant_id, agent_id, name, state, enabled)
-    select ${tenantId}, ${agentId}, n.name, n.state, n.enabled
+    select ${tenantId}, ${agentId}, n.name, n.state, n.enabled::boolean
     from unnest(${snap.services.map((s) => s.name)}::text[], ${snap.services.map((s) => s.state)}::text[],
-                ${snap.services.map((s) => s.enabled)}::bool[]) as n (name, state, enabled)`;
+                ${snap.services.map((s) => String(s.enabled))}::text[]) as n (name, state, enabled)`;
   await tx`delete from inventory_ports where agent_id = ${agentId}`;
   await tx`
     insert into inventory_ports (tenant_id, agent_id, protocol, address, port, process, pid)
-    select ${tenantId}, ${agentId}, n.protocol, n.address, n.port, n.process, n.pid
+    select ${tenantId}, ${agentId}, n.protocol, n.address, n.port::int, n.process, n.pid::int
     from unnest(${snap.ports.map((p) => p.protocol)}::text[], ${snap.ports.map((p) => p.address)}::text[],
-                ${snap.ports.map((p) => p.port)}::int[], ${snap.ports.map((p) => p.process)}::text[],
-                ${snap.ports.map((p) => p.pid)}::int[]) as n (protocol, address, port, process, pid)`;
+                ${snap.ports.map((p) => String(p.port))}::text[], ${snap.ports.map((p) => p.process)}::text[],
+                ${snap.ports.map((p) => (p.pid === null ? null : String(p.pid)))}::text[]) as n (protocol, address, port, process, pid)`;
   if (changes.length > 0) {
     await tx`
       insert into inventory_changes (time, tenant_id, agent_id, item_type, item, change, old_value, new_value)

@@ -32,9 +32,9 @@ export async function claimBatches(tx: Tx, entries: LedgerEntry[]): Promise<Set<
     ) q`;
   const insert = tx<{ source_id: string; batch_id: string }[]>`
     insert into ingested_batches (source_id, batch_id, kind, tenant_id, rows)
-    select x.s::uuid, x.b, x.k, x.t::uuid, x.r
+    select x.s::uuid, x.b, x.k, x.t::uuid, x.r::int
     from unnest(${src}::text[], ${bid}::text[], ${entries.map((e) => e.kind)}::text[],
-                ${entries.map((e) => e.tenantId)}::text[], ${entries.map((e) => e.rows)}::int[]) as x (s, b, k, t, r)
+                ${entries.map((e) => e.tenantId)}::text[], ${entries.map((e) => String(e.rows))}::text[]) as x (s, b, k, t, r)
     where not exists (
       select 1 from ingested_batches i where i.source_id = x.s::uuid and i.batch_id = x.b
     )

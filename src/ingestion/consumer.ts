@@ -1,0 +1,152 @@
+/**
+ * One durable pull consumer per telemetry kind (`ingest-<kind>`, filter `secumon.<kind>.>`), shared by every
+ * ingestion instance, so workers scale horizontally: JetStream hands each batch to one of them. Within a
+ * process: one pump moves messages from the consumer into a bounded queue, and `writers` loops each take up to
+ * `batch_size` queued messages and handle them as one group (pipeline.ts) — a free writer takes whatever is
+ * queued at once, so groups are large under load and latency is low when idle. The queue's bound plus the
+ * consumer's max_ack_pending keep memory flat when PostgreSQL is slow or down: the backlog stays in the stream.
+ */
+import {
+  AckPolicy,
+  type Consumer,
+  type ConsumerMessages,
+  DeliverPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from "@nats-io/jetstream";
+import { TELEMETRY_STREAM, type TelemetryKind } from "../bus/telemetry.ts";
+import { sleep } from "../lib/lifecycle.ts";
+import type { Logger } from "../observability/logger.ts";
+import { type PipelineDeps, processGroup } from "./pipeline.ts";
+
+export const consumerName = (kind: TelemetryKind): string => `ingest-${kind}`;
+
+export interface KindConsumerOptions {
+  kind: TelemetryKind;
+  writers: number;
+  batchSize: number;
+  ackWaitMs: number;
+  log: Logger;
+  deps: PipelineDeps;
+}
+
+export async function ensureConsumer(
+  jsm: JetStreamManager,
+  kind: TelemetryKind,
+  ackWaitMs: number,
+  maxAckPending: number,
+): Promise<void> {
+  const cfg = {
+    durable_name: consumerName(kind),
+    filter_subject: `secumon.${kind}.>`,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: ackWaitMs * 1_000_000,
+    max_ack_pending: maxAckPending,
+    max_deliver: -1,
+  };
+  try {
+    const info = await jsm.consumers.info(TELEMETRY_STREAM, cfg.durable_name);
+    const c = info.config;
+    if (c.ack_wait !== cfg.ack_wait || c.max_ack_pending !== cfg.max_ack_pending) {
+      await jsm.consumers.update(TELEMETRY_STREAM, cfg.durable_name, {
+        ack_wait: cfg.ack_wait,
+        max_ack_pending: cfg.max_ack_pending,
+      });
+    }
+  } catch (err) {
+    if (!/consumer not found/i.test(String(err))) throw err;
+    await jsm.consumers.add(TELEMETRY_STREAM, cfg);
+  }
+}
+
+export class KindConsumer {
+  private readonly queue: JsMsg[] = [];
+  private readonly waiters: (() => void)[] = [];
+  private room: (() => void) | null = null;
+  private messages: ConsumerMessages | null = null;
+  private stopped = false;
+  private tasks: Promise<void>[] = [];
+  private readonly highWater: number;
+  consumer: Consumer | null = null;
+
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly o: KindConsumerOptions,
+  ) {
+    this.highWater = o.batchSize * o.writers;
+  }
+
+  async start(): Promise<void> {
+    this.consumer = await this.js.consumers.get(TELEMETRY_STREAM, consumerName(this.o.kind));
+    this.tasks.push(this.pump());
+    for (let i = 0; i < this.o.writers; i++) this.tasks.push(this.writer());
+  }
+
+  private async pump(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        const consumer = this.consumer as Consumer;
+        this.messages = await consumer.consume({ max_messages: Math.max(1, this.o.batchSize) });
+        for await (const m of this.messages) {
+          this.queue.push(m);
+          this.signal();
+          while (this.queue.length >= this.highWater && !this.stopped) {
+            await new Promise<void>((r) => {
+              this.room = r;
+            });
+          }
+          if (this.stopped) break;
+        }
+      } catch (err) {
+        if (this.stopped) break;
+        this.o.log.warn({ kind: this.o.kind, err: String(err) }, "telemetry consumer interrupted; resuming");
+        await sleep(1000);
+      }
+    }
+  }
+
+  /** Wakes one idle writer. */
+  private signal(): void {
+    this.waiters.shift()?.();
+  }
+
+  private async writer(): Promise<void> {
+    while (!this.stopped) {
+      if (this.queue.length === 0) {
+        await new Promise<void>((r) => {
+          this.waiters.push(r);
+        });
+        continue;
+      }
+      const group = this.queue.splice(0, this.o.batchSize);
+      if (this.queue.length > 0) this.signal(); // let another free writer take the rest
+      const r = this.room;
+      this.room = null;
+      r?.();
+      try {
+        await processGroup(this.o.kind, group, this.o.deps);
+      } catch (err) {
+        this.o.log.error(
+          { kind: this.o.kind, err: String(err), batches: group.length },
+          "telemetry group failed; its batches will be redelivered",
+        );
+        for (const m of group) m.nak(2000);
+        await sleep(500);
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const w of this.waiters.splice(0)) w();
+    const r = this.room;
+    this.room = null;
+    r?.();
+    await this.messages?.close().catch(() => {});
+    await Promise.all(this.tasks);
+    for (const m of this.queue.splice(0)) m.nak(); // not written: hand back at once
+  }
+}
