@@ -5,9 +5,10 @@
  */
 import { BACKUP_HELP, backup, restore, setupCode } from "./cli/backup.ts";
 import { checkConfig, HELP, help, migrate, serve, version } from "./cli/commands.ts";
+import { SIMULATE_HELP, simulate } from "./cli/simulate.ts";
 import { errorMessage, exitCodeFor, isCollectorError, UsageError } from "./lib/errors.ts";
 
-Object.assign(HELP, BACKUP_HELP);
+Object.assign(HELP, BACKUP_HELP, SIMULATE_HELP);
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -23,6 +24,8 @@ async function main(argv: string[]): Promise<number> {
       return restore(rest);
     case "setup-code":
       return setupCode(rest, out);
+    case "simulate":
+      return simulate(rest);
     case "check-config":
       return checkConfig(rest, out);
     case "version":

@@ -31,6 +31,7 @@ Commands:
   backup         write an encrypted backup (database dump and data-directory secrets)
   restore        restore a backup into a stopped collector's database and data directory
   setup-code     print the one-time code that creates the first administrator
+  simulate       enroll simulated agents/probes and stream telemetry to a gateway (testing, demos)
   version        print the version
 
 Run \`secumon-collector <command> --help\` for a command's options.

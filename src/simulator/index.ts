@@ -1,0 +1,172 @@
+/**
+ * The reference agent/probe simulator, as a library (tests, benchmarks) and behind `secumon-collector simulate`.
+ *
+ *   const sim = createSimulator({ gatewayAddress: "localhost:9443", caPem, token, agents: 10,
+ *                                 ratePerSecond: 2, samplesPerBatch: 500, kinds: ["metrics", "logs"] });
+ *   await sim.start(); … sim.stats(); await sim.stop();
+ *
+ * Enrolls `agents` principals with the token (agents, or probes when every kind is scans/snmp), then each sends
+ * `ratePerSecond` batches per second (round robin over `kinds`), keeps every batch until acknowledged, and
+ * resends unacknowledged batches after a reconnect (same batch id: the collector stores it once).
+ */
+import type { TelemetryKind } from "../bus/telemetry.ts";
+import type { Compression } from "../protocol/compression.ts";
+import { type AgentStats, SimAgent } from "./agent.ts";
+import { enroll, type Identity } from "./client.ts";
+import { simHost } from "./data.ts";
+
+export { enroll, type Identity, identityClient, makeClient, unaryCall } from "./client.ts";
+
+export interface SimulatorOptions {
+  gatewayAddress: string;
+  /** The collector CA (PEM) to trust for the server certificate. */
+  caPem: string;
+  /** Enrollment token; not needed when `identities` are given. */
+  token?: string;
+  /** Already-enrolled identities to reuse instead of enrolling. */
+  identities?: Identity[];
+  agents: number;
+  /** Batches per second per agent. */
+  ratePerSecond: number;
+  samplesPerBatch: number;
+  kinds: TelemetryKind[];
+  compression?: Compression;
+  /** TLS server name when the address is not in the server certificate. */
+  serverName?: string;
+  /** Unacknowledged batches one agent keeps before it stops producing (its buffer). Default 1000. */
+  maxPending?: number;
+  enrollConcurrency?: number;
+}
+
+export interface SimulatorStats {
+  enrolled: number;
+  sent: number;
+  resent: number;
+  acked: number;
+  rejected: number;
+  retried: number;
+  pending: number;
+  ackedSamples: Record<string, number>;
+  streamErrors: number;
+  lastError: string;
+}
+
+export interface Simulator {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  stats(): SimulatorStats;
+  identities(): Identity[];
+  /** Ack latencies (ms) recorded since the last call (bounded reservoir). */
+  drainLatencies(): number[];
+}
+
+const PROBE_KINDS = new Set<TelemetryKind>(["scans", "snmp"]);
+
+export function createSimulator(o: SimulatorOptions): Simulator {
+  const kind: "agent" | "probe" = o.kinds.every((k) => PROBE_KINDS.has(k)) ? "probe" : "agent";
+  const stats: AgentStats = {
+    sent: 0,
+    resent: 0,
+    acked: 0,
+    rejected: 0,
+    retried: 0,
+    ackedSamples: {},
+    streamErrors: 0,
+    lastError: "",
+  };
+  const agents: SimAgent[] = [];
+  let ids: Identity[] = [];
+  let timer: ReturnType<typeof setInterval> | null = null;
+  let latencies: number[] = [];
+  const onAck = (ms: number) => {
+    if (latencies.length < 200_000) latencies.push(ms);
+  };
+
+  async function enrollAll(): Promise<Identity[]> {
+    if (o.identities) return o.identities.slice(0, o.agents);
+    if (!o.token) throw new Error("the simulator needs an enrollment token (or identities)");
+    const out: Identity[] = [];
+    let next = 0;
+    const worker = async () => {
+      while (next < o.agents) {
+        const i = next++;
+        out[i] = await enroll({
+          address: o.gatewayAddress,
+          caPem: o.caPem,
+          token: o.token!,
+          kind,
+          name: `sim-${kind}-${String(i).padStart(5, "0")}`,
+          info: {
+            hostname: `sim-host-${i}`,
+            os: "debian",
+            os_version: "12",
+            arch: "amd64",
+            version: "sim-0.1",
+          },
+          ...(o.serverName ? { serverName: o.serverName } : {}),
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(o.enrollConcurrency ?? 8, o.agents) }, worker));
+    return out;
+  }
+
+  return {
+    async start() {
+      ids = await enrollAll();
+      for (const [i, identity] of ids.entries()) {
+        agents.push(
+          new SimAgent({
+            identity,
+            address: o.gatewayAddress,
+            ...(o.serverName ? { serverName: o.serverName } : {}),
+            host: simHost(i),
+            kinds: o.kinds,
+            samplesPerBatch: o.samplesPerBatch,
+            compression: o.compression ?? "lz4",
+            maxPending: o.maxPending ?? 1000,
+            stats,
+            onAck,
+          }),
+        );
+      }
+      // one scheduler for every agent: spreads the production evenly over each second
+      const tickMs = 20;
+      const perTick = (o.ratePerSecond * agents.length * tickMs) / 1000;
+      let credit = 0;
+      let cursor = 0;
+      let resendTick = 0;
+      timer = setInterval(() => {
+        credit += perTick;
+        while (credit >= 1 && agents.length > 0) {
+          agents[cursor++ % agents.length]!.produce();
+          credit -= 1;
+        }
+        if (++resendTick % 25 === 0) for (const a of agents) a.tick();
+      }, tickMs);
+    },
+    async stop() {
+      if (timer) clearInterval(timer);
+      timer = null;
+      for (const a of agents) a.stop();
+    },
+    stats: () => ({
+      enrolled: ids.length,
+      sent: stats.sent,
+      resent: stats.resent,
+      acked: stats.acked,
+      rejected: stats.rejected,
+      retried: stats.retried,
+      pending: agents.reduce((n, a) => n + a.pendingCount, 0),
+      ackedSamples: { ...stats.ackedSamples },
+      streamErrors: stats.streamErrors,
+      lastError: stats.lastError,
+    }),
+    identities: () => ids,
+    drainLatencies() {
+      const l = latencies;
+      latencies = [];
+      return l;
+    },
+  };
+}
