@@ -20,6 +20,7 @@ import { type WriteBatch, type WriteResult, writeBatches } from "../telemetry/wr
 import { DeadLetter, decodeEnvelope, type Envelope, type InMsg, parseEnvelope } from "./envelope.ts";
 import type { LokiPusher } from "./loki.ts";
 import type { IngestionMetrics } from "./metrics.ts";
+import type { PartitionDays } from "./partitions.ts";
 import type { KnownSources } from "./sources.ts";
 
 export interface PipelineLimits {
@@ -34,6 +35,7 @@ export interface PipelineLimits {
 export interface PipelineDeps {
   sql: Sql;
   sources: KnownSources;
+  partitions: PartitionDays;
   metrics: IngestionMetrics;
   log: Logger;
   limits: PipelineLimits;
@@ -76,6 +78,7 @@ export async function processGroup(kind: TelemetryKind, msgs: InMsg[], d: Pipeli
   const window: TimeWindow = {
     minMs: now - (kind === "logs" ? d.limits.retentionLogsMs : d.limits.retentionRawMs),
     maxMs: now + d.limits.maxFutureSkewMs,
+    days: new Set(),
   };
   const prepared = new Map<string, Prepared>();
   for (const { m, env, payload } of decoded) {
@@ -109,7 +112,10 @@ export async function processGroup(kind: TelemetryKind, msgs: InMsg[], d: Pipeli
       m.ack();
     }),
   );
-  if (prepared.size > 0) await commit(kind, [...prepared.values()], d);
+  if (prepared.size > 0) {
+    await d.partitions.ensure(kind, window.days ?? []);
+    await commit(kind, [...prepared.values()], d);
+  }
 }
 
 function convert(

@@ -13,7 +13,7 @@ import { consumerName, ensureConsumer, KindConsumer } from "./consumer.ts";
 import { ensureDlqStream, publishDeadLetter } from "./dead-letter.ts";
 import { LokiPusher } from "./loki.ts";
 import { ingestionMetrics } from "./metrics.ts";
-import { ensureWindowPartitions } from "./partitions.ts";
+import { ensureWindowPartitions, PartitionDays } from "./partitions.ts";
 import type { PipelineDeps } from "./pipeline.ts";
 import { KnownSources } from "./sources.ts";
 
@@ -45,8 +45,7 @@ export function createIngestion(ctx: RoleContext): Service {
       for (const kind of TELEMETRY_KINDS) {
         await ensureConsumer(jsm, kind, ackWaitMs, Math.max(1000, cfg.batch_size * writersFor(kind) * 3));
       }
-      const ensure = () =>
-        ensureWindowPartitions(ctx.sql, { rawMs: retentionRawMs, logsMs: retentionLogsMs });
+      const ensure = () => ensureWindowPartitions(ctx.sql);
       await ensure();
       partitionTimer = setInterval(() => {
         ensure().catch((err) =>
@@ -68,6 +67,7 @@ export function createIngestion(ctx: RoleContext): Service {
       const deps: PipelineDeps = {
         sql: ctx.sql,
         sources: new KnownSources(ctx.sql),
+        partitions: new PartitionDays(ctx.sql),
         metrics,
         log,
         loki,

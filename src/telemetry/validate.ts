@@ -37,6 +37,8 @@ export interface TimeWindow {
   minMs: number;
   /** Newest storable sample time (ms). */
   maxMs: number;
+  /** When set, collects the UTC days (ms since epoch / 86400000) of the accepted samples. */
+  days?: Set<number>;
 }
 
 const TWO_63 = 2 ** 63;
@@ -45,6 +47,7 @@ export function checkTime(ms: number | string, w: TimeWindow): number {
   const t = typeof ms === "number" ? ms : Number(ms);
   if (!Number.isFinite(t) || t < w.minMs) throw new RowRejected("time_past");
   if (t > w.maxMs) throw new RowRejected("time_future");
+  w.days?.add(Math.floor(t / 86_400_000));
   return t;
 }
 

@@ -194,7 +194,9 @@ describe("ingestion", () => {
         {
           time_unix_ms: t,
           interface: "eth1",
-          rx_bytes: protobuf.util.Long.fromString("18446744073709551615", true) as unknown as number,
+          rx_bytes: (
+            protobuf.util.Long as unknown as { fromString(s: string, u: boolean): number }
+          ).fromString("18446744073709551615", true),
         },
         { time_unix_ms: t, interface: "", rx_bytes: 1 },
       ],
