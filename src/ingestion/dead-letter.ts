@@ -29,12 +29,13 @@ export async function ensureDlqStream(jsm: JetStreamManager, maxAgeMs: number): 
     storage: StorageType.File,
     discard: DiscardPolicy.Old,
     max_age: maxAgeMs * 1_000_000,
-    max_bytes: 1024 * 1024 * 1024,
+    max_bytes: 256 * 1024 * 1024, // within the 1 GiB the embedded server reserves above TELEMETRY
     num_replicas: 1,
   };
   try {
     const info = await jsm.streams.info(DLQ_STREAM);
-    if (info.config.max_age !== cfg.max_age) await jsm.streams.update(DLQ_STREAM, { ...info.config, ...cfg });
+    if (info.config.max_age !== cfg.max_age || info.config.max_bytes !== cfg.max_bytes)
+      await jsm.streams.update(DLQ_STREAM, { ...info.config, ...cfg });
   } catch (err) {
     if (!/stream not found/i.test(String(err))) throw err;
     await jsm.streams.add(cfg);
