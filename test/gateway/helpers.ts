@@ -1,4 +1,5 @@
 /** Client-side helpers for gateway tests: raw streams, expected refusals, hostile certificates. */
+import "reflect-metadata"; // before @peculiar/x509
 import type { Client, ClientDuplexStream, ServiceError } from "@grpc/grpc-js";
 import * as x509 from "@peculiar/x509";
 import { generateKeyAndCsr, toPem } from "../../src/pki/ca.ts";
