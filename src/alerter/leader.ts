@@ -9,6 +9,7 @@
  */
 import type { ReservedSql, Sql } from "postgres";
 import type { Logger } from "../observability/logger.ts";
+import type { Tx } from "../storage/db.ts";
 
 export const LEADER_LOCK: readonly [number, number] = [0x5ec0, 0xa1e7];
 
@@ -87,5 +88,26 @@ export class Leadership {
     const c = this.conn;
     this.conn = null;
     c?.release();
+  }
+}
+
+/**
+ * Runs `fn` in a transaction on the leader's reserved connection (postgres.js reserved connections have no
+ * begin()), as secumon_admin, fenced by the leader lock taken at transaction level.
+ */
+export async function inLeaderTransaction<T>(conn: ReservedSql, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  await conn`BEGIN`;
+  try {
+    await conn`SELECT set_config('role', 'secumon_admin', true)`;
+    const [fence] = await conn<
+      { ok: boolean }[]
+    >`SELECT pg_try_advisory_xact_lock(${LEADER_LOCK[0]}, ${LEADER_LOCK[1]}) AS ok`;
+    if (!fence?.ok) throw new Error("another alerter holds the leader lock; this cycle is discarded");
+    const result = await fn(conn as unknown as Tx);
+    await conn`COMMIT`;
+    return result;
+  } catch (e) {
+    await conn`ROLLBACK`.catch(() => {});
+    throw e;
   }
 }

@@ -22,7 +22,7 @@ import { evaluateRules } from "./engine/evaluate.ts";
 import type { QueryPort } from "./engine/query.ts";
 import type { Instance } from "./engine/state.ts";
 import { publishEvents } from "./events.ts";
-import { LEADER_LOCK, Leadership } from "./leader.ts";
+import { inLeaderTransaction, Leadership } from "./leader.ts";
 import type { ChannelType } from "./notify/channels.ts";
 import type { AlerterConfig, Integration } from "./notify/types.ts";
 import { createDelivery, type Delivery } from "./notify/worker.ts";
@@ -135,13 +135,7 @@ export function createAlerter(o: AlerterOptions): Alerter {
     let inserted = 0;
     try {
       out = runCycle({ now, rules, evaluation, instances, silences, cooldownMs, newId: randomUUID });
-      inserted = await withAdmin(conn, async (tx) => {
-        const [fence] = await tx<
-          { ok: boolean }[]
-        >`SELECT pg_try_advisory_xact_lock(${LEADER_LOCK[0]}, ${LEADER_LOCK[1]}) AS ok`;
-        if (!fence?.ok) throw new Error("another alerter holds the leader lock; this cycle is discarded");
-        return persistCycle(tx, out);
-      });
+      inserted = await inLeaderTransaction(conn, (tx) => persistCycle(tx, out));
     } catch (e) {
       cache = null; // state in memory may be ahead of the database: reload next cycle
       throw e;

@@ -242,7 +242,7 @@ export async function persistCycle(tx: Tx, out: CycleOutput): Promise<number> {
        SELECT x.id, x.tenant_id, x.rule_id, x.fingerprint, x.labels, x.state, ${ts("active_at")}, ${ts("fired_at")},
               ${ts("resolved_at")}, ${ts("keep_firing_since")}, x.value, x.threshold, x.history_id, x.notified,
               ${ts("last_sent_at")}, x.repeat_count, x.escalation_level, now()
-         FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, tenant_id uuid, rule_id uuid, fingerprint text, labels jsonb,
+         FROM jsonb_to_recordset($1::text::jsonb) AS x(id uuid, tenant_id uuid, rule_id uuid, fingerprint text, labels jsonb,
               state text, active_at float8, fired_at float8, resolved_at float8, keep_firing_since float8, value float8,
               threshold float8, history_id uuid, notified boolean, last_sent_at float8, repeat_count int, escalation_level smallint)
        ON CONFLICT (id) DO UPDATE SET labels = EXCLUDED.labels, state = EXCLUDED.state, active_at = EXCLUDED.active_at,
@@ -260,7 +260,7 @@ export async function persistCycle(tx: Tx, out: CycleOutput): Promise<number> {
          threshold, fired_at, labels, annotations)
        SELECT x.id, x.tenant_id, x.rule_id, x.agent_id, x.probe_id, x.target_id, x.severity, 'firing', x.message, x.value,
               x.threshold, to_timestamp(x.fired_at / 1000.0), x.labels, x.annotations
-         FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, tenant_id uuid, rule_id uuid, agent_id uuid, probe_id uuid,
+         FROM jsonb_to_recordset($1::text::jsonb) AS x(id uuid, tenant_id uuid, rule_id uuid, agent_id uuid, probe_id uuid,
               target_id uuid, severity text, message text, value float8, threshold float8, fired_at float8, labels jsonb,
               annotations jsonb)
        ON CONFLICT (id) DO NOTHING`,
@@ -289,7 +289,7 @@ export async function persistCycle(tx: Tx, out: CycleOutput): Promise<number> {
   if (resolves.length > 0) {
     await tx.unsafe(
       `UPDATE alert_history h SET status = 'resolved', resolved_at = greatest(h.fired_at, to_timestamp(x.resolved_at / 1000.0))
-         FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, tenant_id uuid, resolved_at float8)
+         FROM jsonb_to_recordset($1::text::jsonb) AS x(id uuid, tenant_id uuid, resolved_at float8)
         WHERE h.id = x.id AND h.tenant_id = x.tenant_id AND h.status = 'firing'`,
       [
         JSON.stringify(resolves.map((h) => ({ id: h.id, tenant_id: h.tenantId, resolved_at: h.resolvedAt }))),
@@ -300,7 +300,7 @@ export async function persistCycle(tx: Tx, out: CycleOutput): Promise<number> {
   const inserted = await tx.unsafe(
     `INSERT INTO notification_outbox (tenant_id, channel_id, rule_id, kind, idempotency_key, payload)
      SELECT x.tenant_id, x.channel_id, x.rule_id, x.kind, x.idempotency_key, x.payload
-       FROM jsonb_to_recordset($1::jsonb) AS x(tenant_id uuid, channel_id uuid, rule_id uuid, kind text,
+       FROM jsonb_to_recordset($1::text::jsonb) AS x(tenant_id uuid, channel_id uuid, rule_id uuid, kind text,
             idempotency_key text, payload jsonb)
       WHERE EXISTS (SELECT 1 FROM notification_channels c WHERE c.id = x.channel_id AND c.tenant_id = x.tenant_id AND c.enabled)
      ON CONFLICT (idempotency_key) DO NOTHING
