@@ -211,7 +211,7 @@ describe("alerter pipeline (PostgreSQL)", () => {
     expect((await alerter.evaluateOnce())?.notifications).toBe(1);
     await alerter.delivery.deliverDue();
     expect(hook.received).toHaveLength(1);
-    expect((hook.received[0]?.body.alerts as unknown[]).length).toBe(3);
+    expect((hook.received[0]!.body.alerts as unknown[]).length).toBe(3);
     expect(String(hook.received[0]?.body.title)).toStartWith("[FIRING:3]");
     await alerter.stop();
   });
@@ -281,14 +281,14 @@ describe("alerter pipeline (PostgreSQL)", () => {
     await alerter.evaluateOnce();
     let rows = await outbox(db);
     expect(rows).toHaveLength(1);
-    expect((rows[0]?.payload.alerts as { labels: { agent: string } }[]).map((a) => a.labels.agent)).toEqual([
+    expect((rows[0]!.payload.alerts as { labels: { agent: string } }[]).map((a) => a.labels.agent)).toEqual([
       "web-2",
     ]);
     clock.advance(4 * MIN);
     await alerter.evaluateOnce();
     rows = await outbox(db);
     expect(rows.map((r) => r.kind)).toEqual(["firing", "firing"]);
-    expect((rows[1]?.payload.alerts as { labels: { agent: string } }[]).map((a) => a.labels.agent)).toEqual([
+    expect((rows[1]!.payload.alerts as { labels: { agent: string } }[]).map((a) => a.labels.agent)).toEqual([
       "web-1",
     ]);
     await alerter.stop();
