@@ -2,12 +2,13 @@
  * Access tokens (JWT, HS256, jose). Short-lived; carry the user, tenant, role and session (refresh family) so
  * a request needs no token lookup. The user row is still read per request (src/api/principal.ts), so a
  * disabled or deleted user, or a lowered role, takes effect at once. A second kind, `mfa`, is the 5-minute
- * challenge between the password and the TOTP code; `setup` tokens are limited to MFA enrolment.
+ * challenge between the password and the TOTP code; `setup` tokens are limited to MFA enrolment; `sso` is the
+ * one-minute, one-time code a single-sign-on callback hands the web UI to exchange for a session.
  */
 import { errors, jwtVerify, SignJWT } from "jose";
 import { CollectorError } from "../lib/errors.ts";
 
-export type TokenKind = "access" | "mfa" | "setup";
+export type TokenKind = "access" | "mfa" | "setup" | "sso";
 
 export interface AccessClaims {
   sub: string;
@@ -18,13 +19,15 @@ export interface AccessClaims {
   role: string;
   /** Seconds since the epoch. */
   exp: number;
+  /** Unique token id (one-time codes are remembered by it). */
+  jti: string;
 }
 
 const ISSUER = "secumon-collector";
 const AUDIENCE = "secumon-api";
 
 export interface JwtSigner {
-  sign(c: Omit<AccessClaims, "exp">, ttlSeconds: number): Promise<string>;
+  sign(c: Omit<AccessClaims, "exp" | "jti">, ttlSeconds: number): Promise<string>;
   verify(token: string, kind: TokenKind): Promise<AccessClaims>;
 }
 
@@ -66,6 +69,7 @@ export function jwtSigner(key: Uint8Array, now: () => number = Date.now): JwtSig
           tid: typeof payload.tid === "string" ? payload.tid : null,
           role: payload.role,
           exp: payload.exp ?? 0,
+          jti: typeof payload.jti === "string" ? payload.jti : "",
         };
       } catch (e) {
         if (e instanceof CollectorError) throw e;

@@ -26,6 +26,8 @@ describe("ConfigSchema", () => {
       "api.auth.jwt_secret",
       "api.auth.jumpcloud.client_id",
       "api.auth.jumpcloud.client_secret",
+      "api.auth.oidc.client_id",
+      "api.auth.oidc.client_secret",
       "database.url",
       "redis.url",
       "alerter.notifications.email.password",

@@ -130,7 +130,10 @@ const api = Section("HTTP API, auth and the embedded web UI (role `api`).", {
     refresh_expiry: Duration("168h", "Lifetime of a refresh token."),
     lockout: Section("Back-off after failed sign-ins.", {
       max_failures: Int(5, "Failed sign-ins in a row before an account is locked.", 1),
-      duration: Duration("15m", "How long an account stays locked (doubles with each further lock, up to 24h)."),
+      duration: Duration(
+        "15m",
+        "How long an account stays locked (doubles with each further lock, up to 24h).",
+      ),
       ip_max_failures: Int(30, "Failed sign-ins allowed from one IP address per `duration`.", 1),
     }),
     mfa: Section("TOTP multi-factor authentication.", {
@@ -143,8 +146,38 @@ const api = Section("HTTP API, auth and the embedded web UI (role `api`).", {
       client_id: Secret("OIDC client id; required when `enabled`."),
       client_secret: Secret("OIDC client secret; required when `enabled`."),
       org_id: Str("", "JumpCloud organisation id; required when `enabled`."),
-      tenant: Str("", "Slug of the tenant new single-sign-on users are created in; empty = link existing users only."),
-      default_role: OneOf(["viewer", "operator", "admin"] as const, "viewer", "Role of users created at first sign-in."),
+      tenant: Str(
+        "",
+        "Slug of the tenant new single-sign-on users are created in; empty = link existing users only.",
+      ),
+      default_role: OneOf(
+        ["viewer", "operator", "admin"] as const,
+        "viewer",
+        "Role of users created at first sign-in.",
+      ),
+    }),
+    oidc: Section("Single sign-on through any other OpenID Connect provider (Keycloak, Entra ID, Okta…).", {
+      enabled: Bool(false, "Offer sign-in with this provider."),
+      display_name: Str("Single sign-on", "Name of the provider on the sign-in page."),
+      issuer: Str(
+        "",
+        "OIDC issuer URL (its /.well-known/openid-configuration is read); required when `enabled`.",
+      ),
+      client_id: Secret("OIDC client id; required when `enabled`."),
+      client_secret: Secret("OIDC client secret; required when `enabled`."),
+      scopes: Str(
+        "openid email profile",
+        "Scopes requested (space-separated; must include `openid` and `email`).",
+      ),
+      tenant: Str(
+        "",
+        "Slug of the tenant new single-sign-on users are created in; empty = link existing users only.",
+      ),
+      default_role: OneOf(
+        ["viewer", "operator", "admin"] as const,
+        "viewer",
+        "Role of users created at first sign-in.",
+      ),
     }),
   }),
 });
@@ -169,7 +202,10 @@ const gateway = Section("gRPC endpoint for agents and probes (role `gateway`).",
         ["localhost", "127.0.0.1"],
         "DNS names and IP addresses put in the generated server certificate: what agents dial.",
       ),
-      client_cert_validity: Duration("90d", "Lifetime of agent/probe client certificates (renewed over mTLS)."),
+      client_cert_validity: Duration(
+        "90d",
+        "Lifetime of agent/probe client certificates (renewed over mTLS).",
+      ),
       server_cert_validity: Duration("365d", "Lifetime of the generated server certificate."),
     },
   ),
@@ -179,7 +215,10 @@ const gateway = Section("gRPC endpoint for agents and probes (role `gateway`).",
     "Failed enrollments (bad tokens, bad CSRs) tolerated per client IP per minute; beyond it Enroll answers RESOURCE_EXHAUSTED.",
     1,
   ),
-  offline_after: Duration("90s", "An agent or probe with no call or open stream for this long is marked offline."),
+  offline_after: Duration(
+    "90s",
+    "An agent or probe with no call or open stream for this long is marked offline.",
+  ),
   last_seen_write_interval: Duration(
     "30s",
     "Last-seen timestamps are written to the database at most this often per agent (batched).",
@@ -335,11 +374,20 @@ export const ConfigSchema = Type.Object(
         },
       ),
       notifications,
-      external_url: Str("", "Base URL of the web UI, for links in notifications (`https://secumon.example.com`). Empty = no links."),
+      external_url: Str(
+        "",
+        "Base URL of the web UI, for links in notifications (`https://secumon.example.com`). Empty = no links.",
+      ),
       delivery: Section("Notification delivery workers (every alerter instance runs them).", {
         workers: Int(4, "Notifications sent in parallel per instance.", 1, 64),
-        poll_interval: Duration("1s", "Longest wait before looking for due notifications (new ones wake workers at once)."),
-        lease: Duration("60s", "How long a claimed notification stays claimed; a crashed worker's claim expires after it."),
+        poll_interval: Duration(
+          "1s",
+          "Longest wait before looking for due notifications (new ones wake workers at once).",
+        ),
+        lease: Duration(
+          "60s",
+          "How long a claimed notification stays claimed; a crashed worker's claim expires after it.",
+        ),
         max_attempts: Int(10, "Attempts before giving up on a notification.", 1),
         backoff_initial: Duration("2s", "Wait after the first failed attempt; doubles after each one."),
         backoff_max: Duration("10m", "Longest wait between two attempts."),
