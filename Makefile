@@ -48,3 +48,16 @@ bench-startup: build
 
 clean:
 	rm -rf dist data .tmp
+
+## bench-gateway: STREAMS concurrent agent streams (gateway RSS) and lz4 batch throughput into JetStream (AGENTS, SECONDS)
+bench-gateway: gen
+	@STREAMS=$(or $(STREAMS),1000) AGENTS=$(or $(AGENTS),32) SECONDS=$(or $(SECONDS),15) $(BUN) bench/gateway.ts
+
+## image: the appliance's VM disk (raw, qcow2) and live ISO under dist/image (root; Debian's packages; minutes)
+image: build
+	@appliance/build
+
+## image-boot-test: boots dist/image's disk and ISO under qemu (TCG) and waits for /ready (minutes; not in make test)
+image-boot-test:
+	@appliance/boot-test
+.PHONY: image image-boot-test

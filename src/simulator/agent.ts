@@ -54,6 +54,8 @@ export interface SimAgentOptions {
   maxPending: number;
   stats: AgentStats;
   onAck?: (latencyMs: number) => void;
+  /** Reuse a few pre-built payloads per kind (benchmarks: keeps the client's CPU for sending). */
+  payloadCache?: Map<TelemetryKind, { raw: number; payload: Uint8Array; samples: number }[]>;
 }
 
 interface Stream {
@@ -85,17 +87,12 @@ export class SimAgent {
   produce(): void {
     if (this.stopped || this.pending.size >= this.o.maxPending) return;
     const kind = this.o.kinds[this.kindIndex++ % this.o.kinds.length]!;
-    const { bytes, samples } = makePayload(
-      kind,
-      this.o.host,
-      kind === "inventory" ? 50 : this.o.samplesPerBatch,
-    );
-    const payload = compress(this.o.compression, bytes);
+    const { raw, payload, samples } = this.build(kind);
     const p: Pending = {
       batch: {
         batch_id: randomUUID(),
         compression: COMPRESSION_NUMBER[this.o.compression],
-        uncompressed_size: bytes.byteLength,
+        uncompressed_size: raw,
         payload,
         created_unix_ms: Date.now(),
       },
@@ -106,6 +103,26 @@ export class SimAgent {
     };
     this.pending.set(p.batch.batch_id, p);
     this.send(p);
+  }
+
+  private build(kind: TelemetryKind): { raw: number; payload: Uint8Array; samples: number } {
+    const make = () => {
+      const { bytes, samples } = makePayload(
+        kind,
+        this.o.host,
+        kind === "inventory" ? 50 : this.o.samplesPerBatch,
+      );
+      return { raw: bytes.byteLength, payload: compress(this.o.compression, bytes), samples };
+    };
+    const cache = this.o.payloadCache;
+    if (!cache) return make();
+    let list = cache.get(kind);
+    if (!list) {
+      list = [];
+      cache.set(kind, list);
+    }
+    if (list.length < 16) list.push(make());
+    return list[Math.floor(Math.random() * list.length)]!;
   }
 
   /** (Re)sends what is pending and not in flight; reopens closed streams when their backoff expired. */

@@ -36,6 +36,8 @@ export interface SimulatorOptions {
   /** Unacknowledged batches one agent keeps before it stops producing (its buffer). Default 1000. */
   maxPending?: number;
   enrollConcurrency?: number;
+  /** Reuse 16 pre-built payloads per kind instead of building each batch (benchmarks). */
+  reusePayloads?: boolean;
 }
 
 export interface SimulatorStats {
@@ -75,6 +77,7 @@ export function createSimulator(o: SimulatorOptions): Simulator {
     lastError: "",
   };
   const agents: SimAgent[] = [];
+  const cache = o.reusePayloads ? new Map() : null;
   let ids: Identity[] = [];
   let timer: ReturnType<typeof setInterval> | null = null;
   let latencies: number[] = [];
@@ -127,6 +130,7 @@ export function createSimulator(o: SimulatorOptions): Simulator {
             maxPending: o.maxPending ?? 1000,
             stats,
             onAck,
+            ...(cache ? { payloadCache: cache } : {}),
           }),
         );
       }

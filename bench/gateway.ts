@@ -1,0 +1,117 @@
+/**
+ * make bench-gateway: one gateway process (child, real mTLS, real nats-server with sync_interval always,
+ * real PostgreSQL) against simulated agents in this process.
+ *   1. streams: STREAMS agents (default 1000; the goal is 5000) each hold a SendMetrics stream open at a low rate;
+ *      reports the gateway's RSS with all of them open.
+ *   2. throughput: AGENTS agents (default 32) send lz4 batches of 500 metrics samples as fast as acks allow
+ *      (up to INFLIGHT, default 8, in flight each; the payloads are 16 pre-built ones reused) for SECONDS (default 15); reports batches/s and ack latency p50/p99.
+ * RESULT streams=… gateway_rss_mib=… batches_per_s=… ack_p50_ms=… ack_p99_ms=…
+ */
+import { readFileSync } from "node:fs";
+import { createSimulator, enroll, type Identity } from "../src/simulator/index.ts";
+import { printMachine, result } from "./machine.ts";
+
+const STREAMS = Number(process.env.STREAMS ?? 1000);
+const AGENTS = Number(process.env.AGENTS ?? 32);
+const SECONDS = Number(process.env.SECONDS ?? 15);
+const INFLIGHT = Number(process.env.INFLIGHT ?? 8);
+
+printMachine();
+const child = Bun.spawn(["bun", "bench/gateway-server.ts"], {
+  stdin: "pipe",
+  stdout: "pipe",
+  stderr: "inherit",
+});
+const reader = child.stdout.getReader();
+let buf = "";
+while (!buf.includes("\n")) {
+  const { value, done } = await reader.read();
+  if (done) throw new Error("the gateway child exited before it was ready");
+  buf += new TextDecoder().decode(value);
+}
+const { address, caPem, token } = JSON.parse(buf.slice(0, buf.indexOf("\n"))) as {
+  address: string;
+  caPem: string;
+  token: string;
+};
+const rssMiB = () => {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"));
+  return m ? Math.round(Number(m[1]) / 1024) : 0;
+};
+console.log(`gateway pid ${child.pid} at ${address}; idle RSS ${rssMiB()} MiB`);
+
+// enroll once, reuse identities for both phases
+const t0 = performance.now();
+const ids: Identity[] = [];
+let next = 0;
+const need = Math.max(STREAMS, AGENTS);
+await Promise.all(
+  Array.from({ length: 16 }, async () => {
+    while (next < need) {
+      const i = next++;
+      ids[i] = await enroll({ address, caPem, token, name: `bench-${i}` });
+    }
+  }),
+);
+console.log(`enrolled ${need} agents in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+// phase 1: concurrent streams
+const idle = createSimulator({
+  gatewayAddress: address,
+  caPem,
+  identities: ids,
+  agents: STREAMS,
+  ratePerSecond: 0.2,
+  samplesPerBatch: 10,
+  kinds: ["metrics"],
+});
+await idle.start();
+const p1 = Date.now();
+while (idle.stats().acked < STREAMS && Date.now() - p1 < 120_000) await Bun.sleep(500);
+const s1 = idle.stats();
+const streamsRss = rssMiB();
+console.log(
+  `phase 1: ${STREAMS} agents with an open stream; acked ${s1.acked}, errors ${s1.streamErrors}; gateway RSS ${streamsRss} MiB`,
+);
+await idle.stop();
+await Bun.sleep(2000);
+
+// phase 2: throughput
+const busy = createSimulator({
+  gatewayAddress: address,
+  caPem,
+  identities: ids.slice(0, AGENTS),
+  agents: AGENTS,
+  ratePerSecond: 10_000, // bounded by maxPending in flight per agent
+  samplesPerBatch: 500,
+  kinds: ["metrics"],
+  compression: "lz4",
+  maxPending: INFLIGHT,
+  reusePayloads: true,
+});
+await busy.start();
+await Bun.sleep(3000); // warm-up
+busy.drainLatencies();
+const a0 = busy.stats().acked;
+const w0 = performance.now();
+await Bun.sleep(SECONDS * 1000);
+const acked = busy.stats().acked - a0;
+const secs = (performance.now() - w0) / 1000;
+const lat = busy.drainLatencies().sort((a, b) => a - b);
+const peakRss = rssMiB();
+await busy.stop();
+const st = busy.stats();
+const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? 0;
+console.log(
+  `phase 2: ${AGENTS} agents, ${acked} batches of 500 samples acked in ${secs.toFixed(1)} s; rejected ${st.rejected}; gateway RSS ${peakRss} MiB`,
+);
+child.stdin.end();
+await child.exited;
+result({
+  streams: STREAMS,
+  gateway_rss_mib: streamsRss,
+  batches_per_s: Math.round(acked / secs),
+  ack_p50_ms: q(0.5).toFixed(1),
+  ack_p99_ms: q(0.99).toFixed(1),
+});
+process.exit(0);
