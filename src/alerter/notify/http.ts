@@ -30,12 +30,11 @@ export async function post(
   );
 }
 
-/** Scheme, host and path only: query strings and Slack webhook paths can hold secrets. */
+/** Scheme and host only: paths (Slack webhook tokens) and query strings can hold secrets. */
 export function safeUrl(url: string): string {
   try {
     const u = new URL(url);
-    const path = u.hostname.endsWith("slack.com") ? "/services/…" : u.pathname;
-    return `${u.protocol}//${u.host}${path}`;
+    return `${u.protocol}//${u.host}${u.pathname === "/" ? "/" : "/…"}`;
   } catch {
     return "(invalid URL)";
   }

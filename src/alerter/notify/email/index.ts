@@ -1,5 +1,6 @@
 /** Email through SMTP (nodemailer): STARTTLS on 587 (required), implicit TLS on 465, optional AUTH. */
 import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import nodemailer, { type Transporter } from "nodemailer";
 import type { Rendered } from "../render.ts";
 import { type AlerterConfig, DeliveryError, type Integration } from "../types.ts";
@@ -17,7 +18,10 @@ export function emailIntegration(cfg: EmailConfig): Integration {
         secure: implicitTls,
         requireTLS: !implicitTls,
         ...(cfg.username ? { auth: { user: cfg.username, pass: cfg.password } } : {}),
-        tls: { servername: cfg.smtp_host, ...(cfg.ca_file ? { ca: readFileSync(cfg.ca_file) } : {}) },
+        tls: {
+          ...(isIP(cfg.smtp_host) ? {} : { servername: cfg.smtp_host }),
+          ...(cfg.ca_file ? { ca: readFileSync(cfg.ca_file) } : {}),
+        },
         connectionTimeout: 10_000,
         greetingTimeout: 10_000,
         socketTimeout: 30_000,
