@@ -61,3 +61,7 @@ image: build
 image-boot-test:
 	@appliance/boot-test
 .PHONY: image image-boot-test
+
+## bench-wireguard: WireGuard enrollment rate, cold apply of PEERS peers, reconcile and live-change latency (root, netns)
+bench-wireguard: gen
+	@PEERS=$(or $(PEERS),1000) $(BUN) bench/wireguard.ts

@@ -10,6 +10,7 @@ export const wgmanagerRole: RoleDefinition = {
   create: (ctx) => {
     const manager = createWgManager(ctx);
     ctx.http.use(wireguardRoutes(manager));
+    ctx.http.compile(); // routes added after listen() are served only once recompiled
     return manager;
   },
 };

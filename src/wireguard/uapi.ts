@@ -88,12 +88,20 @@ export class Uapi {
         TIMEOUT_MS,
       );
       const decoder = new TextDecoder();
+      // a large request (thousands of peers) does not fit the socket buffer: write the rest on each drain
+      let out = Buffer.from(text);
+      const flush = (socket: { write(b: Uint8Array): number }) => {
+        while (out.length) {
+          const n = socket.write(out);
+          if (n <= 0) return;
+          out = out.subarray(n);
+        }
+      };
       Bun.connect({
         unix: this.socketPath,
         socket: {
-          open(socket) {
-            socket.write(text);
-          },
+          open: flush,
+          drain: flush,
           data(socket, chunk) {
             buf += decoder.decode(chunk, { stream: true });
             if (buf.endsWith("\n\n")) finish(null, socket);

@@ -52,7 +52,7 @@ async function setServer(pool = "10.200.0.0/16", address = "10.200.0.1/16"): Pro
 
 beforeAll(async () => {
   ({ sql } = await migratedSql());
-});
+}, 60_000);
 
 describe("secumon_wg_assign", () => {
   test("before the wgmanager ever ran, enrollment gets a clear error", async () => {
@@ -64,7 +64,7 @@ describe("secumon_wg_assign", () => {
     );
   });
 
-  test("allocates the lowest free address, skipping the network, the collector and used ones", async () => {
+  test("allocates in order, skipping the network, the collector and used ones; freed ones return once the pool is full", async () => {
     await setServer("10.210.0.0/29", "10.210.0.1/29");
     const t = await tenant("wg-small");
     const ips: string[] = [];
@@ -84,6 +84,16 @@ describe("secumon_wg_assign", () => {
     );
     await withAdmin(sql, (tx) => tx`delete from agents where id = ${(owner as { id: string }).id}`);
     expect(await assign("agent", last, generateKeyPair().publicKey)).toBe("10.210.0.4");
+  });
+
+  test("a freed address is not handed out again while the pool has room past the highest one", async () => {
+    await setServer("10.211.0.0/24", "10.211.0.1/24");
+    const t = await tenant("wg-order");
+    const a = await agent(t);
+    expect(await assign("agent", a, generateKeyPair().publicKey)).toBe("10.211.0.2");
+    expect(await assign("agent", await agent(t), generateKeyPair().publicKey)).toBe("10.211.0.3");
+    await withAdmin(sql, (tx) => tx`delete from agents where id = ${a}`);
+    expect(await assign("agent", await agent(t), generateKeyPair().publicKey)).toBe("10.211.0.4");
   });
 
   test("is idempotent: the same principal keeps its address, a new key is recorded", async () => {

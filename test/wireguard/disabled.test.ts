@@ -22,7 +22,7 @@ beforeAll(async () => {
   ctx = wgContext(sql, { enabled: false });
   manager = createWgManager(ctx);
   await manager.start();
-});
+}, 60_000);
 
 // the api role's error envelope, as the collector's HTTP server maps CollectorError
 const app = (authorize?: Parameters<typeof wireguardRoutes>[1]) =>

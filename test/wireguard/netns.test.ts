@@ -255,4 +255,13 @@ describe.skipIf(unavailable !== null)("WireGuard in network namespaces", () => {
     expect(row?.n).toBe(0);
     expect(await lab.reach("10.200.0.1", ECHO_PORT, 1500)).toBe(false);
   }, 30_000);
+
+  test("a request larger than the socket buffer (5,000 peers, ~640 KB) reaches wireguard-go whole", async () => {
+    const peers = Array.from({ length: 5000 }, (_, i) => ({
+      publicKey: generateKeyPair().publicKey,
+      allowedIps: [`10.${201 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`],
+    }));
+    await device.uapi.set({ replacePeers: true, peers });
+    expect((await device.uapi.get()).peers.length).toBe(5000);
+  }, 30_000);
 });
