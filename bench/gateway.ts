@@ -17,7 +17,7 @@ const SECONDS = Number(process.env.SECONDS ?? 15);
 const INFLIGHT = Number(process.env.INFLIGHT ?? 8);
 
 printMachine();
-const child = Bun.spawn(["bun", "bench/gateway-server.ts"], {
+const child = Bun.spawn([process.execPath, "bench/gateway-server.ts"], {
   stdin: "pipe",
   stdout: "pipe",
   stderr: "inherit",
