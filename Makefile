@@ -49,9 +49,17 @@ bench-startup: build
 clean:
 	rm -rf dist data .tmp
 
+## bench-wireguard: WireGuard enrollment rate, cold apply of PEERS peers, reconcile and live-change latency (root, netns)
+bench-wireguard: gen
+	@PEERS=$(or $(PEERS),1000) $(BUN) bench/wireguard.ts
+
 ## bench-gateway: STREAMS concurrent agent streams (gateway RSS) and lz4 batch throughput into JetStream (AGENTS, SECONDS)
 bench-gateway: gen
 	@STREAMS=$(or $(STREAMS),1000) AGENTS=$(or $(AGENTS),32) SECONDS=$(or $(SECONDS),15) $(BUN) bench/gateway.ts
+
+## soak-gateway: 10,000 bad-token enrollments against one gateway (the suite runs 300)
+soak-gateway: gen
+	@BAD_TOKENS=10000 scripts/test.sh test/gateway/gateway.test.ts -t "bad-token"
 
 ## image: the appliance's VM disk (raw, qcow2) and live ISO under dist/image (root; Debian's packages; minutes)
 image: build
@@ -61,7 +69,3 @@ image: build
 image-boot-test:
 	@appliance/boot-test
 .PHONY: image image-boot-test
-
-## bench-wireguard: WireGuard enrollment rate, cold apply of PEERS peers, reconcile and live-change latency (root, netns)
-bench-wireguard: gen
-	@PEERS=$(or $(PEERS),1000) $(BUN) bench/wireguard.ts
