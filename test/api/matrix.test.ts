@@ -3,6 +3,7 @@
  * tenant's admin, superadmin) → expected status. Plus injection-shaped filters and row-level security.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { channelConfigContext } from "../../src/alerter/notify/channels.ts";
 import { type Harness, harness, login, seedTenant, seedUser } from "./harness.ts";
 import type { TestIdp } from "./oidc-idp.ts";
 import { ssoHarness, ssoLogin } from "./sso-support.ts";
@@ -74,6 +75,45 @@ const tenantRow = () =>
       .sql`insert into tenants (name, slug) values ('T', ${`t-${crypto.randomUUID().slice(0, 8)}`}) returning id`,
   );
 const labelled = (label: string, fn: () => Promise<string>) => Object.assign(fn, { label });
+const snmpRow = () =>
+  ins(
+    h.deps
+      .sql`insert into snmp_credentials (tenant_id, name, version, community_encrypted) values (${tenantA}, ${`s-${crypto.randomUUID()}`}, 'v2c', ${h.deps.keyring.seal("public", "x")}) returning id`,
+  );
+const RULE_BODY = () => ({
+  name: `r-${crypto.randomUUID()}`,
+  severity: "warning",
+  type: "threshold",
+  conditions: { conditions: [{ metric: "system.cpu_usage", operator: "gt", threshold: 90 }] },
+});
+const ruleRow = () =>
+  ins(
+    h.deps.sql`insert into alert_rules (tenant_id, name, severity, type, conditions)
+               values (${tenantA}, ${`r-${crypto.randomUUID()}`}, 'warning', 'threshold', ${h.deps.sql.json(RULE_BODY().conditions)})
+               returning id`,
+  );
+const channelRow = async () => {
+  const id = crypto.randomUUID();
+  const sealed = h.deps.keyring.seal(JSON.stringify({ to: ["ops@a.test"] }), channelConfigContext(id));
+  await h.deps.sql`insert into notification_channels (id, tenant_id, name, type, config_encrypted)
+                   values (${id}, ${tenantA}, ${`c-${id}`}, 'email', ${sealed})`;
+  return id;
+};
+const firingAlert = async () => {
+  const rule = await ruleRow();
+  return ins(
+    h.deps.sql`insert into alert_instances (tenant_id, rule_id, fingerprint, state, active_at, fired_at)
+               values (${tenantA}, ${rule}, 'fp', 'firing', now(), now()) returning id`,
+  );
+};
+const silenceRow = () =>
+  ins(
+    h.deps.sql`insert into alert_silences (tenant_id, matchers, starts_at, ends_at, author)
+               values (${tenantA}, '[]', now() - interval '1 minute', now() + interval '1 hour', 'x') returning id`,
+  );
+const sub = (base: string, make: () => Promise<string>, tail: string) =>
+  labelled(`${base}/:id/${tail}`, async () => `${base}/${await make()}/${tail}`);
+
 const fixed = (p: string) => labelled(p, async () => p);
 const withId = (base: string, make: () => Promise<string>) =>
   labelled(`${base}/:id`, async () => `${base}/${await make()}`);
@@ -203,6 +243,110 @@ const routes: Route[] = [
   },
   { method: "DELETE", path: withId("/api/v1/api-keys", apikey), min: "admin", row: true, ok: [200] },
   { method: "GET", path: fixed("/api/v1/audit-logs"), min: "admin", ok: [200] },
+  { method: "GET", path: fixed("/api/v1/snmp-credentials"), min: "viewer", ok: [200] },
+  {
+    method: "POST",
+    path: fixed("/api/v1/snmp-credentials"),
+    min: "admin",
+    body: () => ({ name: `s-${crypto.randomUUID()}`, version: "v2c", community: "public" }),
+    ok: [201],
+  },
+  { method: "GET", path: withId("/api/v1/snmp-credentials", snmpRow), min: "viewer", row: true, ok: [200] },
+  {
+    method: "PATCH",
+    path: withId("/api/v1/snmp-credentials", snmpRow),
+    min: "admin",
+    row: true,
+    body: () => ({ community: "private" }),
+    ok: [200],
+  },
+  { method: "DELETE", path: withId("/api/v1/snmp-credentials", snmpRow), min: "admin", row: true, ok: [204] },
+  { method: "GET", path: fixed("/api/v1/alerts/rules"), min: "viewer", ok: [200] },
+  { method: "POST", path: fixed("/api/v1/alerts/rules"), min: "operator", body: RULE_BODY, ok: [201] },
+  { method: "GET", path: withId("/api/v1/alerts/rules", ruleRow), min: "viewer", row: true, ok: [200] },
+  {
+    method: "PATCH",
+    path: withId("/api/v1/alerts/rules", ruleRow),
+    min: "operator",
+    row: true,
+    body: () => ({ enabled: false }),
+    ok: [200],
+  },
+  { method: "DELETE", path: withId("/api/v1/alerts/rules", ruleRow), min: "operator", row: true, ok: [204] },
+  { method: "GET", path: fixed("/api/v1/notification-channels"), min: "viewer", ok: [200] },
+  {
+    method: "POST",
+    path: fixed("/api/v1/notification-channels"),
+    min: "admin",
+    body: () => ({
+      name: `c-${crypto.randomUUID()}`,
+      type: "webhook",
+      config: { url: "https://hooks.test/x", secret: "a-long-signing-secret" },
+    }),
+    ok: [201],
+  },
+  {
+    method: "GET",
+    path: withId("/api/v1/notification-channels", channelRow),
+    min: "viewer",
+    row: true,
+    ok: [200],
+  },
+  {
+    method: "PATCH",
+    path: withId("/api/v1/notification-channels", channelRow),
+    min: "admin",
+    row: true,
+    body: () => ({ enabled: false }),
+    ok: [200],
+  },
+  {
+    method: "DELETE",
+    path: withId("/api/v1/notification-channels", channelRow),
+    min: "admin",
+    row: true,
+    ok: [204],
+  },
+  {
+    method: "POST",
+    path: sub("/api/v1/notification-channels", channelRow, "test"),
+    min: "operator",
+    row: true,
+    body: () => ({ wait: 0 }),
+    ok: [202],
+  },
+  { method: "GET", path: fixed("/api/v1/alerts"), min: "viewer", ok: [200] },
+  { method: "GET", path: fixed("/api/v1/alerts/history"), min: "viewer", ok: [200] },
+  { method: "GET", path: withId("/api/v1/alerts", firingAlert), min: "viewer", row: true, ok: [200] },
+  {
+    method: "POST",
+    path: sub("/api/v1/alerts", firingAlert, "acknowledge"),
+    min: "operator",
+    row: true,
+    body: () => ({ comment: "on it" }),
+    ok: [200],
+  },
+  { method: "GET", path: fixed("/api/v1/silences"), min: "viewer", ok: [200] },
+  {
+    method: "POST",
+    path: fixed("/api/v1/silences"),
+    min: "operator",
+    body: () => ({
+      matchers: [{ name: "severity", op: "=", value: "info" }],
+      ends_at: new Date(Date.now() + 3600_000).toISOString(),
+    }),
+    ok: [201],
+  },
+  { method: "GET", path: withId("/api/v1/silences", silenceRow), min: "viewer", row: true, ok: [200] },
+  {
+    method: "PATCH",
+    path: withId("/api/v1/silences", silenceRow),
+    min: "operator",
+    row: true,
+    body: () => ({ comment: "extended" }),
+    ok: [200],
+  },
+  { method: "DELETE", path: withId("/api/v1/silences", silenceRow), min: "operator", row: true, ok: [204] },
 ];
 
 function expected(r: Route, who: Who): number[] {
@@ -322,7 +466,15 @@ describe("injection-shaped input", () => {
   ];
   test("filters bind values: no error, no leak, tables intact", async () => {
     for (const e of evil) {
-      for (const path of ["/api/v1/agents", "/api/v1/probes", "/api/v1/targets", "/api/v1/users"]) {
+      for (const path of [
+        "/api/v1/agents",
+        "/api/v1/probes",
+        "/api/v1/targets",
+        "/api/v1/users",
+        "/api/v1/snmp-credentials",
+        "/api/v1/alerts/rules",
+        "/api/v1/notification-channels",
+      ]) {
         const q = new URLSearchParams({ q: e }).toString();
         const r = await h.call("GET", `${path}?${q}`, { token: tokens.admin });
         expect([200, 422]).toContain(r.status);

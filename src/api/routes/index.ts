@@ -1,9 +1,13 @@
 import { Elysia } from "elysia";
 import type { ApiDeps } from "../deps.ts";
+import { alertRuleRoutes } from "./alert-rules.ts";
+import { alertRoutes } from "./alerts.ts";
 import { authRoutes } from "./auth.ts";
+import { channelRoutes } from "./channels.ts";
 import { credentialRoutes } from "./credentials.ts";
 import { fleetRoutes } from "./fleet.ts";
 import { setupRoutes } from "./setup.ts";
+import { snmpRoutes } from "./snmp.ts";
 import { ssoRoutes } from "./sso.ts";
 import { tenantRoutes } from "./tenants.ts";
 import { userRoutes } from "./users.ts";
@@ -16,5 +20,9 @@ export function resourceRoutes(deps: ApiDeps) {
     .use(tenantRoutes(deps))
     .use(userRoutes(deps))
     .use(fleetRoutes(deps))
-    .use(credentialRoutes(deps));
+    .use(credentialRoutes(deps))
+    .use(snmpRoutes(deps))
+    .use(alertRuleRoutes(deps))
+    .use(channelRoutes(deps))
+    .use(alertRoutes(deps));
 }
