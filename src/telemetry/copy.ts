@@ -61,15 +61,25 @@ export async function copyLines(
 ): Promise<void> {
   if (lines.length === 0) return;
   const stream = await tx.unsafe(`copy ${table} (${columns.join(", ")}) from stdin`).writable();
-  const finished = new Promise<void>((resolve, reject) => {
-    stream.once("finish", resolve);
+  let finalSent = false;
+  let finished = false;
+  // A lost connection destroys the stream before CopyDone: nothing else would ever settle then.
+  const broken = new Promise<never>((_, reject) => {
     stream.once("error", reject);
+    stream.once("finish", () => {
+      finished = true;
+    });
+    stream.once("close", () => {
+      if (!finalSent && !finished) reject(new Error(`connection closed while copying into ${table}`));
+    });
   });
+  broken.catch(() => {}); // observed through the races below
   const sentinel = new Promise<void>((resolve, reject) => {
     const w = stream as unknown as { _final: (cb: (e?: Error | null) => void) => void };
     const final = w._final;
     w._final = (cb) => {
       final.call(stream, cb); // writes CopyDone; the connection accepts queries again
+      finalSent = true;
       tx`select 1`.then(() => resolve(), reject);
     };
   });
@@ -77,19 +87,20 @@ export async function copyLines(
   for (const line of lines) {
     chunk += line;
     if (chunk.length >= 262_144) {
-      if (!stream.write(chunk)) await new Promise<void>((r) => stream.once("drain", r));
+      if (!stream.write(chunk)) {
+        await Promise.race([new Promise<void>((r) => stream.once("drain", r)), broken]);
+      }
       chunk = "";
     }
   }
   stream.end(chunk);
   try {
-    await sentinel;
+    await Promise.race([sentinel, broken]);
   } catch (e) {
     // 25P02: the COPY itself was refused. Anything else (connection lost…) propagates as it is.
     if ((e as { code?: unknown }).code === "25P02") throw new CopyFailed(table, e);
     throw e;
   }
-  await finished;
 }
 
 /** The server refused a COPY (a value it cannot store); the transaction is aborted. */

@@ -32,7 +32,7 @@ let f: Fixture;
 beforeAll(async () => {
   ({ sql } = await migratedSql());
   f = await seed(sql);
-});
+}, 60_000);
 
 const partitions = async (parent: string) =>
   (

@@ -19,7 +19,7 @@ const window = { minMs: now - 86_400_000, maxMs: now + 300_000 };
 beforeAll(async () => {
   ({ sql } = await migratedSql());
   f = await seed(sql);
-});
+}, 60_000);
 
 function metricsBatch(n: number, batchId = crypto.randomUUID()): WriteBatch {
   const tally = new RejectTally();

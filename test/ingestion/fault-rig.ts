@@ -1,0 +1,230 @@
+/**
+ * The fault-injection rig for "nothing lost, nothing doubled": real processes throughout.
+ *   - its own PostgreSQL cluster (so it can be stopped without disturbing other suites) and nats-server;
+ *   - the gateway in this process; simulated agents (src/simulator's SimAgent) driven here so production can
+ *     pause while pending batches are still resent until acknowledged;
+ *   - ingestion workers as child processes (`bun src/main.ts serve --roles ingestion`), so they can be
+ *     killed with SIGKILL.
+ * The invariant checked: rows in the database == samples the gateway acknowledged to the agents, exactly.
+ */
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { jetstreamManager } from "@nats-io/jetstream";
+import type { Subprocess } from "bun";
+import { embeddedMigrations } from "../../src/assets/embedded.gen.ts";
+import { connectNats } from "../../src/bus/connect.ts";
+import { ensureTelemetryStream, TELEMETRY_STREAM } from "../../src/bus/telemetry.ts";
+import { loadConfig } from "../../src/config/load.ts";
+import { createGateway, type GatewayService } from "../../src/gateway/index.ts";
+import { silentLogger } from "../../src/observability/logger.ts";
+import { Registry } from "../../src/observability/metrics.ts";
+import { generateEnrollmentToken } from "../../src/pki/tokens.ts";
+import { createKeyring } from "../../src/security/keyring.ts";
+import type { AgentStats } from "../../src/simulator/agent.ts";
+import { SimAgent } from "../../src/simulator/agent.ts";
+import { enroll } from "../../src/simulator/client.ts";
+import { simHost } from "../../src/simulator/data.ts";
+import { connect as connectDb, type Sql, withAdmin } from "../../src/storage/db.ts";
+import { runMigrations } from "../../src/storage/migrate.ts";
+import type { SupervisedChild } from "../../src/supervisor/child.ts";
+import { freePort } from "../../src/supervisor/ports.ts";
+import { prepareEmbeddedPg } from "../../src/supervisor/postgres.ts";
+import { tempDir } from "../support/tmp.ts";
+import { type PrivateNats, privateNats } from "./harness.ts";
+
+const ROOT = join(import.meta.dir, "../..");
+
+export interface Rig {
+  sql: Sql;
+  pg: SupervisedChild;
+  dbUrl: string;
+  nats: PrivateNats;
+  gateway: GatewayService;
+  tenant: string;
+  stats: AgentStats;
+  agents: SimAgent[];
+  workers: Subprocess[];
+  startWorker(): Subprocess;
+  produce(on: boolean): void;
+  pending(): number;
+  rows(): Promise<number>;
+  streamBytes(): Promise<{ bytes: number; messages: number }>;
+  setStreamMaxBytes(n: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface RigOptions {
+  agents: number;
+  /** batches per second, all agents together */
+  rate: number;
+  samplesPerBatch: number;
+  streamMaxBytes: number;
+}
+
+export async function startRig(o: RigOptions): Promise<Rig> {
+  const pgDir = tempDir("secumon-fault-pg-");
+  const pgPort = freePort();
+  const pgPrep = await prepareEmbeddedPg(
+    { dataDir: pgDir, port: pgPort, database: "postgres" },
+    { initialMs: 100, maxMs: 500, resetAfterMs: 60_000 },
+    silentLogger(),
+  );
+  await pgPrep.child.start();
+  const sql = connectDb(pgPrep.url, { max: 4, log: silentLogger() });
+  await runMigrations(sql, embeddedMigrations, silentLogger());
+  const nats = await privateNats({ maxStoreBytes: o.streamMaxBytes + 512 * 1024 * 1024 });
+  const nc = await connectNats(nats.url, "fault-rig", silentLogger());
+  await ensureTelemetryStream(await jetstreamManager(nc), {
+    maxAgeMs: 3_600_000,
+    maxBytes: o.streamMaxBytes,
+  });
+
+  const dataDir = tempDir("secumon-fault-gw-");
+  const config = loadConfig({
+    env: {},
+    overrides: {
+      data_dir: dataDir,
+      gateway: { grpc_port: 0, rate_limiting: { enabled: false } },
+      nats: { url: nats.url, max_store_bytes: o.streamMaxBytes, stream_max_age: "1h" },
+    },
+  });
+  const gateway = createGateway({
+    config,
+    log: silentLogger(),
+    metrics: new Registry(),
+    sql,
+    nats: nc,
+    keyring: createKeyring(randomBytes(32)),
+  });
+  await gateway.start();
+
+  const [t] = await withAdmin(
+    sql,
+    (tx) => tx<{ id: string }[]>`insert into tenants (name, slug) values ('fault', 'fault') returning id`,
+  );
+  const tenant = t!.id;
+  const { token, hash } = generateEnrollmentToken();
+  await withAdmin(
+    sql,
+    (
+      tx,
+    ) => tx`insert into enrollment_tokens (tenant_id, label, principal_kind, token_hash, expires_at, max_uses)
+      values (${tenant}, 'fault', 'agent', ${hash}, ${new Date(Date.now() + 3_600_000)}, ${o.agents})`,
+  );
+  const address = `localhost:${gateway.port}`;
+  const stats: AgentStats = {
+    sent: 0,
+    resent: 0,
+    acked: 0,
+    rejected: 0,
+    retried: 0,
+    ackedSamples: {},
+    streamErrors: 0,
+    lastError: "",
+  };
+  const agents: SimAgent[] = [];
+  for (let i = 0; i < o.agents; i++) {
+    const identity = await enroll({
+      address,
+      caPem: gateway.caPem,
+      token,
+      kind: "agent",
+      name: `fault-${i}`,
+    });
+    agents.push(
+      new SimAgent({
+        identity,
+        address,
+        host: simHost(i),
+        kinds: ["metrics"],
+        samplesPerBatch: o.samplesPerBatch,
+        compression: "lz4",
+        maxPending: 100_000,
+        stats,
+      }),
+    );
+  }
+
+  let producing = false;
+  let credit = 0;
+  let cursor = 0;
+  let ticks = 0;
+  const timer = setInterval(() => {
+    if (producing) {
+      credit += (o.rate * 20) / 1000;
+      while (credit >= 1) {
+        agents[cursor++ % agents.length]?.produce();
+        credit -= 1;
+      }
+    }
+    if (++ticks % 10 === 0) for (const a of agents) a.tick();
+  }, 20);
+
+  const workers: Subprocess[] = [];
+  const workerEnv = {
+    ...process.env,
+    SECUMON_DATABASE__URL: pgPrep.url,
+    SECUMON_NATS__URL: nats.url,
+    SECUMON_NATS__MAX_STORE_BYTES: String(o.streamMaxBytes),
+    SECUMON_NATS__STREAM_MAX_AGE: "1h",
+    SECUMON_API__PORT: "0",
+    SECUMON_INGESTION__ACK_WAIT: "3s",
+    SECUMON_LOGGING__LEVEL: process.env.SECUMON_TEST_VERBOSE ? "info" : "warn",
+  };
+  const rig: Rig = {
+    sql,
+    pg: pgPrep.child,
+    dbUrl: pgPrep.url,
+    nats,
+    gateway,
+    tenant,
+    stats,
+    agents,
+    workers,
+    startWorker() {
+      const p = Bun.spawn(
+        ["bun", "src/main.ts", "serve", "--roles", "ingestion", "--data-dir", tempDir("secumon-fault-w-")],
+        {
+          cwd: ROOT,
+          env: workerEnv,
+          stdout: "ignore",
+          stderr: "ignore",
+        },
+      );
+      workers.push(p);
+      return p;
+    },
+    produce(on) {
+      producing = on;
+    },
+    pending: () => agents.reduce((n, a) => n + a.pendingCount, 0),
+    async rows() {
+      const [r] = await sql<{ n: number }[]>`
+        select (select count(*) from system_metrics where tenant_id = ${tenant})
+             + (select count(*) from disk_metrics where tenant_id = ${tenant})
+             + (select count(*) from network_metrics where tenant_id = ${tenant}) as n`;
+      return Number(r?.n ?? 0);
+    },
+    async streamBytes() {
+      const info = await (await jetstreamManager(nc)).streams.info(TELEMETRY_STREAM);
+      return { bytes: info.state.bytes, messages: info.state.messages };
+    },
+    async setStreamMaxBytes(n) {
+      const jsm = await jetstreamManager(nc);
+      const info = await jsm.streams.info(TELEMETRY_STREAM);
+      await jsm.streams.update(TELEMETRY_STREAM, { ...info.config, max_bytes: n });
+    },
+    async close() {
+      clearInterval(timer);
+      for (const a of agents) a.stop();
+      for (const w of workers) w.kill("SIGTERM");
+      await Promise.all(workers.map((w) => w.exited));
+      await gateway.stop().catch(() => {});
+      await nc.close().catch(() => {});
+      await nats.child.stop();
+      await sql.end({ timeout: 2 }).catch(() => {});
+      await pgPrep.child.stop();
+    },
+  };
+  return rig;
+}
