@@ -17,6 +17,7 @@ const env = {
   ...process.env,
   SECUMON_API__PORT: String(apiPort),
   SECUMON_NATS__PORT: String(freePort()),
+  SECUMON_GATEWAY__GRPC_PORT: String(freePort()),
   SECUMON_DATABASE__EMBEDDED__PORT: String(freePort()),
   SECUMON_LOGGING__LEVEL: "warn",
 };

@@ -41,6 +41,7 @@ async function launch(opts: { ownGroup?: boolean } = {}) {
       PATH: "/usr/bin:/bin",
       SECUMON_API__PORT: String(port),
       SECUMON_NATS__PORT: String(freePort()),
+      SECUMON_GATEWAY__GRPC_PORT: String(freePort()),
       SECUMON_DATABASE__EMBEDDED__PORT: String(freePort()),
     },
     stdout: "pipe",

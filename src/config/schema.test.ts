@@ -34,6 +34,7 @@ describe("ConfigSchema", () => {
       "alerter.notifications.slack.webhook_url",
       "alerter.notifications.sms.auth_token",
       "uplink.enrollment_token",
+      "security.encryption_key",
       "secrets.ovh.token",
     ]);
   });

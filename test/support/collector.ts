@@ -14,6 +14,7 @@ export function testConfig(overrides: Record<string, unknown> = {}): Config {
       data_dir: tempDir("secumon-collector-"),
       api: { port: 0 },
       nats: { port: freePort() },
+      gateway: { grpc_port: freePort() },
       database: { embedded: { port: freePort() } },
       supervisor: { restart_backoff_initial: "100ms", restart_backoff_max: "1s", stop_timeout: "15s" },
       ...overrides,
