@@ -6,9 +6,12 @@ import { authRoutes } from "./auth.ts";
 import { channelRoutes } from "./channels.ts";
 import { credentialRoutes } from "./credentials.ts";
 import { fleetRoutes } from "./fleet.ts";
+import { inventoryRoutes } from "./inventory.ts";
+import { reportRoutes } from "./reports.ts";
 import { setupRoutes } from "./setup.ts";
 import { snmpRoutes } from "./snmp.ts";
 import { ssoRoutes } from "./sso.ts";
+import { telemetryRoutes } from "./telemetry.ts";
 import { tenantRoutes } from "./tenants.ts";
 import { userRoutes } from "./users.ts";
 
@@ -24,5 +27,8 @@ export function resourceRoutes(deps: ApiDeps) {
     .use(snmpRoutes(deps))
     .use(alertRuleRoutes(deps))
     .use(channelRoutes(deps))
-    .use(alertRoutes(deps));
+    .use(alertRoutes(deps))
+    .use(telemetryRoutes(deps))
+    .use(inventoryRoutes(deps))
+    .use(reportRoutes(deps));
 }
