@@ -73,3 +73,13 @@ image-boot-test:
 ## bench-alerting: 2,000 rules × 20,000 series evaluation time, and alert latency (row committed → webhook) at a 1 s interval
 bench-alerting: gen
 	@$(BUN) bench/alerting.ts
+
+.PHONY: bench-ingest soak-ingest
+
+## bench-ingest: end-to-end ingest (simulator → gateway → JetStream → workers → PostgreSQL) vs raw COPY (issue #4)
+bench-ingest: gen
+	@$(BUN) bench/ingest.ts
+
+## soak-ingest: the ingestion fault scenario with minute-long outages (kill -9, NATS restart, PostgreSQL down, full stream)
+soak-ingest: gen
+	@SECUMON_TEST_SOAK=1 scripts/test.sh test/ingestion/faults.test.ts

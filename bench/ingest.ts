@@ -1,0 +1,347 @@
+/**
+ * make bench-ingest: end-to-end telemetry ingest against the raw limit of this machine, in one run.
+ *   1. raw COPY: the simulator's metrics rows, decoded and COPYed straight into system_metrics (1 and 2
+ *      parallel connections; the better is the baseline);
+ *   2. saturation: simulated agents (in this process) → gateway + ingestion (one collector child process,
+ *      `serve --roles gateway,ingestion`) → JetStream (nats-server child) → PostgreSQL; rows/s measured from the
+ *      collector's secumon_ingest_rows_written_total over the window;
+ *   3. lag: the same at 80 % of the saturated rate; p99 of secumon_ingest_lag_seconds (gateway receive →
+ *      commit), interpolated inside its histogram bucket; collector RSS sampled every 5 s (drift = last vs first
+ *      sample after warm-up).
+ * Prints the CPU seconds each process used during phase 2 and ends with the RESULT line.
+ * Knobs (env): BENCH_SATURATE_S (default 60), BENCH_LAG_S (default 120), BENCH_AGENTS (16),
+ * BENCH_SAMPLES (1000 per batch), BENCH_RAW_ROWS (300000).
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { executable } from "../src/assets/binaries.ts";
+import { embeddedMigrations } from "../src/assets/embedded.gen.ts";
+import { silentLogger } from "../src/observability/logger.ts";
+import { generateEnrollmentToken } from "../src/pki/tokens.ts";
+import { decodePayload } from "../src/protocol/index.ts";
+import type { AgentStats } from "../src/simulator/agent.ts";
+import { SimAgent } from "../src/simulator/agent.ts";
+import { enroll } from "../src/simulator/client.ts";
+import { makePayload, simHost } from "../src/simulator/data.ts";
+import { connect, withAdmin } from "../src/storage/db.ts";
+import { runMigrations } from "../src/storage/migrate.ts";
+import { natsChild, natsUrl } from "../src/supervisor/nats.ts";
+import { freePort } from "../src/supervisor/ports.ts";
+import { prepareEmbeddedPg } from "../src/supervisor/postgres.ts";
+import { copyLines } from "../src/telemetry/copy.ts";
+import { COLUMNS, metricsRows } from "../src/telemetry/rows.ts";
+import { RejectTally } from "../src/telemetry/validate.ts";
+import { printMachine, result } from "./machine.ts";
+
+const env = (k: string, d: number) => Number(process.env[k] ?? d);
+const SATURATE_S = env("BENCH_SATURATE_S", 60);
+const LAG_S = env("BENCH_LAG_S", 120);
+const AGENTS = env("BENCH_AGENTS", 16);
+const SAMPLES = env("BENCH_SAMPLES", 1000);
+const RAW_ROWS = env("BENCH_RAW_ROWS", 300_000);
+const ROOT = join(import.meta.dir, "..");
+const tmp = (p: string) => {
+  const d = `${require("node:os").tmpdir()}/${p}${crypto.randomUUID().slice(0, 8)}`;
+  require("node:fs").mkdirSync(d, { recursive: true, mode: 0o755 });
+  return d;
+};
+
+printMachine();
+console.log(
+  `load average at start: ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`,
+);
+
+// --- PostgreSQL and NATS, as children of this process --------------------------------------------------------
+const pg = await prepareEmbeddedPg(
+  { dataDir: tmp("secumon-bench-pg-"), port: freePort(), database: "postgres" },
+  { initialMs: 200, maxMs: 2000, resetAfterMs: 60_000 },
+  silentLogger(),
+);
+await pg.child.start();
+const sql = connect(pg.url, { max: 4, log: silentLogger() });
+await runMigrations(sql, embeddedMigrations, silentLogger());
+const natsDir = tmp("secumon-bench-nats-");
+const natsPort = freePort();
+const nats = natsChild(
+  {
+    binary: await executable("nats-server", natsDir),
+    dataDir: natsDir,
+    host: "127.0.0.1",
+    port: natsPort,
+    syncInterval: "always",
+    maxStoreBytes: 12 * 2 ** 30,
+  },
+  { initialMs: 200, maxMs: 2000, resetAfterMs: 60_000 },
+  silentLogger(),
+);
+await nats.start();
+
+// --- 1. raw COPY baseline --------------------------------------------------------------------------------------
+const host = simHost(0);
+const tenant = crypto.randomUUID();
+const agent = crypto.randomUUID();
+const lines: string[] = [];
+const window = { minMs: 0, maxMs: Date.now() + 3_600_000 };
+while (lines.length < RAW_ROWS) {
+  const { bytes } = makePayload("metrics", host, SAMPLES);
+  const rows = metricsRows(
+    decodePayload("metrics", bytes),
+    { tenantId: tenant, sourceId: agent },
+    window,
+    new RejectTally(),
+  );
+  lines.push(...(rows.lines.get("system_metrics") ?? []));
+}
+lines.length = RAW_ROWS;
+await sql`select secumon_ensure_partitions('system_metrics', now() - interval '1 day', now() + interval '1 day')`;
+async function rawCopy(parallel: number): Promise<number> {
+  await sql`truncate system_metrics`;
+  const per = Math.ceil(lines.length / parallel);
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: parallel }, async (_, p) => {
+      const mine = lines.slice(p * per, (p + 1) * per);
+      for (let i = 0; i < mine.length; i += 10_000) {
+        await withAdmin(sql, (tx) =>
+          copyLines(tx, "system_metrics", COLUMNS.system_metrics, mine.slice(i, i + 10_000)),
+        );
+      }
+    }),
+  );
+  return lines.length / ((performance.now() - t0) / 1000);
+}
+const raw1 = await rawCopy(1);
+const raw2 = await rawCopy(2);
+const raw = Math.max(raw1, raw2);
+console.log(
+  `raw COPY into system_metrics: ${Math.round(raw1)} rows/s (1 connection), ${Math.round(raw2)} rows/s (2)`,
+);
+await sql`truncate system_metrics`;
+
+// --- the collector: gateway + ingestion -------------------------------------------------------------------------
+const apiPort = freePort();
+const grpcPort = freePort();
+const collector: Subprocess = Bun.spawn(
+  ["bun", "src/main.ts", "serve", "--roles", "gateway,ingestion", "--data-dir", tmp("secumon-bench-c-")],
+  {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      SECUMON_DATABASE__URL: pg.url,
+      SECUMON_NATS__URL: natsUrl({ host: "127.0.0.1", port: natsPort }),
+      SECUMON_API__PORT: String(apiPort),
+      SECUMON_GATEWAY__GRPC_PORT: String(grpcPort),
+      SECUMON_GATEWAY__RATE_LIMITING__ENABLED: "false",
+      SECUMON_INGESTION__BATCH_SIZE: process.env.BENCH_GROUP ?? "20",
+      SECUMON_INGESTION__CONCURRENCY: process.env.BENCH_CONCURRENCY ?? "3",
+      SECUMON_LOGGING__LEVEL: "warn",
+    },
+    stdout: "inherit",
+    stderr: "inherit",
+  },
+);
+const base = `http://127.0.0.1:${apiPort}`;
+for (let i = 0; ; i++) {
+  const ok = await fetch(`${base}/ready`).then(
+    (r) => r.status === 200,
+    () => false,
+  );
+  if (ok) break;
+  if (i > 600 || collector.exitCode !== null) throw new Error("the collector did not become ready");
+  await Bun.sleep(100);
+}
+const [ca] = await sql<{ cert_pem: string }[]>`select cert_pem from gateway_ca`;
+const [t] = await withAdmin(
+  sql,
+  (tx) => tx<{ id: string }[]>`insert into tenants (name, slug) values ('bench', 'bench') returning id`,
+);
+const { token, hash } = generateEnrollmentToken();
+await withAdmin(
+  sql,
+  (tx) => tx`insert into enrollment_tokens (tenant_id, label, token_hash, expires_at, max_uses)
+    values (${t!.id}, 'bench', ${hash}, now() + interval '1 day', ${AGENTS})`,
+);
+const address = `localhost:${grpcPort}`;
+const stats: AgentStats = {
+  sent: 0,
+  resent: 0,
+  acked: 0,
+  rejected: 0,
+  retried: 0,
+  ackedSamples: {},
+  streamErrors: 0,
+  lastError: "",
+};
+const agents: SimAgent[] = [];
+for (let i = 0; i < AGENTS; i++) {
+  const identity = await enroll({ address, caPem: ca!.cert_pem, token, kind: "agent", name: `bench-${i}` });
+  agents.push(
+    new SimAgent({
+      identity,
+      address,
+      host: simHost(i),
+      kinds: ["metrics"],
+      samplesPerBatch: SAMPLES,
+      compression: "lz4",
+      maxPending: 8,
+      stats,
+    }),
+  );
+}
+
+// batches per second (all agents); Infinity = as fast as the pending window allows
+let rate = Number.POSITIVE_INFINITY;
+let credit = 0;
+let cursor = 0;
+let ticks = 0;
+const driver = setInterval(() => {
+  if (rate === Number.POSITIVE_INFINITY) for (const a of agents) a.produce();
+  else {
+    credit += (rate * 20) / 1000;
+    while (credit >= 1) {
+      agents[cursor++ % agents.length]?.produce();
+      credit -= 1;
+    }
+  }
+  if (++ticks % 10 === 0) for (const a of agents) a.tick();
+}, 20);
+
+async function scrape(): Promise<string> {
+  return (await fetch(`${base}/metrics`)).text();
+}
+function sumMetric(text: string, prefix: string): number {
+  let n = 0;
+  for (const l of text.split("\n")) if (l.startsWith(prefix)) n += Number(l.slice(l.lastIndexOf(" ") + 1));
+  return n;
+}
+const rowsWritten = (text: string) => sumMetric(text, "secumon_ingest_rows_written_total{table=");
+
+// CPU seconds per process: utime + stime from /proc (clock ticks of 10 ms)
+function cpuOf(pid: number): number {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+function childrenOf(ppid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const s = readFileSync(`/proc/${d}/stat`, "utf8");
+      if (Number(s.slice(s.lastIndexOf(")") + 2).split(" ")[1]) === ppid) out.push(Number(d));
+    } catch {}
+  }
+  return out;
+}
+function cpuSplit(): Record<string, number> {
+  const pgPid = pg.child.pid ?? 0;
+  return {
+    bench_simulator: cpuOf(process.pid),
+    collector: cpuOf(collector.pid),
+    nats: cpuOf(nats.pid ?? 0),
+    postgres: cpuOf(pgPid) + childrenOf(pgPid).reduce((s, p) => s + cpuOf(p), 0),
+  };
+}
+const rss = (pid: number) =>
+  Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+
+// --- 2. saturation --------------------------------------------------------------------------------------------
+// Sustained rate = rows written from t0 until every batch acknowledged before the producers stopped is written,
+// divided by that time: the stream may buffer during the window, but the drain is inside it.
+const acked = () => stats.ackedSamples.metrics ?? 0;
+await Bun.sleep(10_000); // warm-up: the pipeline is saturated from here on
+const cpu0 = cpuSplit();
+const w0 = rowsWritten(await scrape());
+const t0 = performance.now();
+await Bun.sleep(SATURATE_S * 1000);
+rate = 0;
+await Bun.sleep(1000); // in-flight acknowledgements
+const target = acked();
+const backlogAtStop = target - rowsWritten(await scrape());
+for (;;) {
+  if (rowsWritten(await scrape()) >= target) break;
+  await Bun.sleep(100);
+}
+const wall = (performance.now() - t0) / 1000;
+const e2e = (rowsWritten(await scrape()) - w0) / wall;
+const cpu1 = cpuSplit();
+const split = Object.fromEntries(
+  Object.entries(cpu1).map(([k, v]) => [k, Math.round(((v - (cpu0[k] ?? 0)) / wall) * 100)]),
+);
+console.log(
+  `sustained end-to-end: ${Math.round(e2e)} rows/s over ${wall.toFixed(1)} s (backlog when producers stopped: ${backlogAtStop} rows); ` +
+    `CPU % of one core per process: ${JSON.stringify(split)}`,
+);
+
+// --- 3. lag at 80 % and memory ---------------------------------------------------------------------------------
+rate = (0.8 * e2e) / SAMPLES;
+await Bun.sleep(10_000); // settle at the new rate
+const h0 = await scrape();
+const rssSamples: number[] = [];
+const sampler = setInterval(() => rssSamples.push(rss(collector.pid)), 5000);
+await Bun.sleep(LAG_S * 1000);
+clearInterval(sampler);
+const h1 = await scrape();
+function lagP99(a: string, b: string): number {
+  const buckets: [number, number][] = [];
+  for (const l of b.split("\n")) {
+    const m = /^secumon_ingest_lag_seconds_bucket\{kind="metrics",le="([^"]+)"\} (\S+)$/.exec(l);
+    if (!m) continue;
+    const before = new RegExp(
+      `^secumon_ingest_lag_seconds_bucket\\{kind="metrics",le="${m[1]!.replace("+", "\\+")}"\\} (\\S+)$`,
+      "m",
+    ).exec(a);
+    buckets.push([
+      m[1] === "+Inf" ? Number.POSITIVE_INFINITY : Number(m[1]),
+      Number(m[2]) - Number(before?.[1] ?? 0),
+    ]);
+  }
+  const total = buckets.at(-1)?.[1] ?? 0;
+  if (total === 0) return Number.NaN;
+  const want = total * 0.99;
+  let prevLe = 0;
+  let prevCount = 0;
+  for (const [le, c] of buckets) {
+    if (c >= want) {
+      if (!Number.isFinite(le)) return prevLe;
+      return prevLe + ((want - prevCount) / Math.max(1, c - prevCount)) * (le - prevLe);
+    }
+    prevLe = le;
+    prevCount = c;
+  }
+  return prevLe;
+}
+const lag = lagP99(h0, h1);
+const drift =
+  rssSamples.length >= 2 ? ((rssSamples.at(-1)! - rssSamples[0]!) / rssSamples[0]!) * 100 : Number.NaN;
+const lagRows = (rowsWritten(h1) - rowsWritten(h0)) / LAG_S;
+console.log(
+  `at 80 %: ${Math.round(lagRows)} rows/s, lag p99 ${lag.toFixed(2)} s, collector RSS ${rssSamples.map((x) => Math.round(x)).join(" → ")} MiB`,
+);
+console.log(`simulator: ${JSON.stringify(stats)}`);
+
+clearInterval(driver);
+for (const a of agents) a.stop();
+collector.kill("SIGTERM");
+await collector.exited;
+await nats.stop();
+await sql.end({ timeout: 2 });
+await pg.child.stop();
+// system_metrics values per row: cpu_usage, cpu_user, cpu_system, cpu_iowait, load_avg_1/5/15, mem_total, mem_used,
+// mem_available, mem_cached, swap_used (the simulator's disk and network rows carry 10 and 6; counted as 12 here
+// only approximately: 80 % of its rows are system rows)
+const valuesPerRow = 0.8 * 12 + 0.1 * 10 + 0.1 * 6;
+result({
+  raw_copy_rows_per_s: Math.round(raw),
+  e2e_rows_per_s: Math.round(e2e),
+  ratio: (e2e / raw).toFixed(2),
+  values_per_s: Math.round(e2e * valuesPerRow),
+  lag_p99_s: lag.toFixed(2),
+  rss_drift_pct: drift.toFixed(1),
+});
+process.exit(0);
