@@ -5,9 +5,10 @@
  */
 import { Elysia } from "elysia";
 import type { ApiDeps } from "./deps.ts";
+import { graphqlRoutes } from "./graphql/index.ts";
 import { edgePlugin } from "./lib/edge.ts";
 import { resourceRoutes } from "./routes/index.ts";
 
 export function apiPlugin(deps: ApiDeps) {
-  return new Elysia({ name: "api" }).use(edgePlugin(deps)).use(resourceRoutes(deps));
+  return new Elysia({ name: "api" }).use(edgePlugin(deps)).use(resourceRoutes(deps)).use(graphqlRoutes(deps));
 }

@@ -346,6 +346,14 @@ const routes: Route[] = [
   { method: "GET", path: fixed("/api/v1/inventory/packages?name=openssl"), min: "viewer", ok: [200] },
   { method: "GET", path: fixed("/api/v1/reports/availability/targets"), min: "viewer", ok: [200] },
   { method: "GET", path: fixed("/api/v1/reports/availability/agents?format=csv"), min: "viewer", ok: [200] },
+  {
+    method: "POST",
+    path: fixed("/api/graphql"),
+    min: "viewer",
+    platform: true,
+    body: () => ({ query: "{ me }" }),
+    ok: [200],
+  },
   { method: "GET", path: fixed("/api/v1/silences"), min: "viewer", ok: [200] },
   {
     method: "POST",
