@@ -96,9 +96,12 @@ export async function harness(overrides: Record<string, unknown> = {}, streamMax
     config,
     service,
     async close() {
+      const t0 = performance.now();
       await service.stop();
+      const t1 = performance.now();
       await nc.close();
       await nats.child.stop();
+      if (process.env.SECUMON_TEST_VERBOSE) console.log("close", t1 - t0, performance.now() - t1);
     },
   };
 }
