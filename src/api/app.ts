@@ -4,11 +4,17 @@
  * fresh createHttpApp() and drive it with app.handle(new Request(...)).
  */
 import { Elysia } from "elysia";
+import { VERSION } from "../app/version.ts";
 import type { ApiDeps } from "./deps.ts";
 import { graphqlRoutes } from "./graphql/index.ts";
 import { edgePlugin } from "./lib/edge.ts";
+import { docsRoutes } from "./openapi/index.ts";
 import { resourceRoutes } from "./routes/index.ts";
 
 export function apiPlugin(deps: ApiDeps) {
-  return new Elysia({ name: "api" }).use(edgePlugin(deps)).use(resourceRoutes(deps)).use(graphqlRoutes(deps));
+  const api = new Elysia({ name: "api" })
+    .use(edgePlugin(deps))
+    .use(resourceRoutes(deps))
+    .use(graphqlRoutes(deps));
+  return api.use(docsRoutes(() => api.routes, VERSION));
 }

@@ -18,6 +18,9 @@ export interface AuthSpec {
   restricted?: boolean;
 }
 
+/** Property of a guarded route's transform hook holding its AuthSpec. */
+export const AUTH_SPEC = Symbol.for("secumon.api.auth");
+
 export interface RequestInfo {
   principal: Principal;
   /** The tenant acted on ("" on platform routes). */
@@ -33,27 +36,28 @@ export function guardPlugin(deps: ApiDeps) {
   return new Elysia({ name: "api/guard" }).macro({
     auth: (spec: Role | AuthSpec) => {
       const s: AuthSpec = typeof spec === "string" ? { role: spec } : spec;
+      const transform = async ({ request, server }: { request: Request; server: Server }) => {
+        const principal = await authenticate(deps, request.headers, s.restricted === true);
+        if (principal.restricted && !s.restricted) {
+          throw new CollectorError(
+            "FORBIDDEN",
+            "your tenant requires multi-factor authentication: enrol it (POST /api/v1/auth/mfa/enroll) first",
+          );
+        }
+        if (!roleOk(principal.role, s.role)) throw forbidden(s.role);
+        const tenantId =
+          s.tenant === false ? "" : await resolveTenant(deps, principal, request.headers.get("x-tenant-id"));
+        resolved.set(request, {
+          principal,
+          tenantId,
+          ip: clientIp(deps, request, server),
+          userAgent: request.headers.get("user-agent")?.slice(0, 512) ?? null,
+        });
+      };
+      // the OpenAPI generator (src/api/openapi) reads the route's requirements from here
+      Object.assign(transform, { [AUTH_SPEC]: s });
       return {
-        async transform({ request, server }: { request: Request; server: Server }) {
-          const principal = await authenticate(deps, request.headers, s.restricted === true);
-          if (principal.restricted && !s.restricted) {
-            throw new CollectorError(
-              "FORBIDDEN",
-              "your tenant requires multi-factor authentication: enrol it (POST /api/v1/auth/mfa/enroll) first",
-            );
-          }
-          if (!roleOk(principal.role, s.role)) throw forbidden(s.role);
-          const tenantId =
-            s.tenant === false
-              ? ""
-              : await resolveTenant(deps, principal, request.headers.get("x-tenant-id"));
-          resolved.set(request, {
-            principal,
-            tenantId,
-            ip: clientIp(deps, request, server),
-            userAgent: request.headers.get("user-agent")?.slice(0, 512) ?? null,
-          });
-        },
+        transform,
         resolve({ request }: { request: Request }) {
           return { req: resolved.get(request) as RequestInfo };
         },
