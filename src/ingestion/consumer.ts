@@ -2,8 +2,9 @@
  * One durable pull consumer per telemetry kind (`ingest-<kind>`, filter `secumon.<kind>.>`), shared by every
  * ingestion instance, so workers scale horizontally: JetStream hands each batch to one of them. Within a
  * process: one pump moves messages from the consumer into a bounded queue, and `writers` loops each take up to
- * `batch_size` queued messages and handle them as one group (pipeline.ts) — a free writer takes whatever is
- * queued at once, so groups are large under load and latency is low when idle. The queue's bound plus the
+ * `batch_size` queued messages (and at most GROUP_BYTES of declared uncompressed payload) and handle them as one
+ * group (pipeline.ts) — a free writer takes whatever is queued at once, so groups are large under load and
+ * latency is low when idle. The queue's bound (messages and bytes) plus the
  * consumer's max_ack_pending keep memory flat when PostgreSQL is slow or down: the backlog stays in the stream.
  */
 import {
@@ -15,10 +16,22 @@ import {
   type JetStreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
-import { TELEMETRY_STREAM, type TelemetryKind } from "../bus/telemetry.ts";
+import { H, TELEMETRY_STREAM, type TelemetryKind } from "../bus/telemetry.ts";
 import { sleep } from "../lib/lifecycle.ts";
 import type { Logger } from "../observability/logger.ts";
 import { type PipelineDeps, processGroup } from "./pipeline.ts";
+
+/** Most uncompressed payload bytes in one group (one transaction): bounds memory and keeps writers pipelined. */
+export const GROUP_BYTES = 4 * 1024 * 1024;
+/** Most uncompressed payload bytes queued per kind before the pump stops pulling. */
+export const QUEUE_BYTES = 32 * 1024 * 1024;
+
+const sizeOf = (m: JsMsg): number => {
+  const declared = Number(m.headers?.get(H.uncompressedSize));
+  return Number.isFinite(declared) && declared > 0
+    ? Math.min(declared, 256 * 1024 * 1024)
+    : m.data.byteLength;
+};
 
 export const consumerName = (kind: TelemetryKind): string => `ingest-${kind}`;
 
@@ -63,6 +76,7 @@ export async function ensureConsumer(
 
 export class KindConsumer {
   private readonly queue: JsMsg[] = [];
+  private queuedBytes = 0;
   private readonly waiters: (() => void)[] = [];
   private room: (() => void) | null = null;
   private messages: ConsumerMessages | null = null;
@@ -91,8 +105,9 @@ export class KindConsumer {
         this.messages = await consumer.consume({ max_messages: Math.max(1, this.o.batchSize) });
         for await (const m of this.messages) {
           this.queue.push(m);
+          this.queuedBytes += sizeOf(m);
           this.signal();
-          while (this.queue.length >= this.highWater && !this.stopped) {
+          while ((this.queue.length >= this.highWater || this.queuedBytes >= QUEUE_BYTES) && !this.stopped) {
             await new Promise<void>((r) => {
               this.room = r;
             });
@@ -120,7 +135,14 @@ export class KindConsumer {
         });
         continue;
       }
-      const group = this.queue.splice(0, this.o.batchSize);
+      let n = 0;
+      let bytes = 0;
+      while (n < this.queue.length && n < this.o.batchSize && (n === 0 || bytes < GROUP_BYTES)) {
+        bytes += sizeOf(this.queue[n] as JsMsg);
+        n++;
+      }
+      const group = this.queue.splice(0, n);
+      this.queuedBytes -= bytes;
       if (this.queue.length > 0) this.signal(); // let another free writer take the rest
       const r = this.room;
       this.room = null;
@@ -148,5 +170,6 @@ export class KindConsumer {
     await this.messages?.close().catch(() => {});
     await Promise.all(this.tasks);
     for (const m of this.queue.splice(0)) m.nak(); // not written: hand back at once
+    this.queuedBytes = 0;
   }
 }
