@@ -22,7 +22,7 @@ import { evaluateRules } from "./engine/evaluate.ts";
 import type { QueryPort } from "./engine/query.ts";
 import type { Instance } from "./engine/state.ts";
 import { publishEvents } from "./events.ts";
-import { inLeaderTransaction, Leadership } from "./leader.ts";
+import { alerterLeadership } from "./leader.ts";
 import type { ChannelType } from "./notify/channels.ts";
 import type { AlerterConfig, Integration } from "./notify/types.ts";
 import { createDelivery, type Delivery } from "./notify/worker.ts";
@@ -70,7 +70,7 @@ export function createAlerter(o: AlerterOptions): Alerter {
   const intervalMs = parseDuration(o.config.evaluation_interval);
   const cooldownMs = parseDuration(o.config.notification_cooldown);
   const port = o.query ?? new PgQueryPort(o.sql);
-  const leadership = new Leadership(o.sql, log);
+  const leadership = alerterLeadership(o.sql, log);
   const workerId = o.workerId ?? `${process.pid}-${randomUUID().slice(0, 8)}`;
   const delivery = createDelivery({
     sql: o.sql,
@@ -113,8 +113,7 @@ export function createAlerter(o: AlerterOptions): Alerter {
   let lastError: string | null = null;
 
   async function cycle(): Promise<CycleReport> {
-    const conn = leadership.connection;
-    if (!conn) throw new Error("not the leader");
+    if (!leadership.held) throw new Error("not the leader");
     const t0 = performance.now();
     const now = clock();
     const { rules, invalid } = await withAdmin(o.sql, (tx) => loadRules(tx, log));
@@ -135,7 +134,7 @@ export function createAlerter(o: AlerterOptions): Alerter {
     let inserted = 0;
     try {
       out = runCycle({ now, rules, evaluation, instances, silences, cooldownMs, newId: randomUUID });
-      inserted = await inLeaderTransaction(conn, (tx) => persistCycle(tx, out));
+      inserted = await leadership.transaction((tx) => persistCycle(tx, out));
     } catch (e) {
       cache = null; // state in memory may be ahead of the database: reload next cycle
       throw e;
@@ -169,7 +168,7 @@ export function createAlerter(o: AlerterOptions): Alerter {
   }
 
   async function evaluateOnce(): Promise<CycleReport | null> {
-    const wasLeader = leadership.isLeader;
+    const wasLeader = leadership.held;
     if (!(await leadership.ensure())) {
       leaderGauge?.set(0);
       return null;
@@ -203,7 +202,7 @@ export function createAlerter(o: AlerterOptions): Alerter {
     while (running) {
       const report = await evaluateOnce().catch(() => null);
       if (!running) break;
-      if (leadership.isLeader) {
+      if (leadership.held) {
         next += intervalMs;
         const now = Date.now();
         if (next < now) next = now; // a cycle longer than the interval: start the next at once, don't pile up
@@ -233,12 +232,12 @@ export function createAlerter(o: AlerterOptions): Alerter {
       await loop;
       loop = null;
       await delivery.stop();
-      await leadership.release();
+      await leadership.close();
       leaderGauge?.set(0);
     },
-    readiness: () => (lastError && leadership.isLeader ? `alert evaluation failing: ${lastError}` : null),
+    readiness: () => (lastError && leadership.held ? `alert evaluation failing: ${lastError}` : null),
     evaluateOnce,
     delivery,
-    isLeader: () => leadership.isLeader,
+    isLeader: () => leadership.held,
   };
 }

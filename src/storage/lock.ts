@@ -1,0 +1,92 @@
+/**
+ * Leader election on a PostgreSQL session-level advisory lock, held on a dedicated single-connection client.
+ *
+ * Why a dedicated client and not `sql.reserve()`: when the server restarts, a postgres.js reserved connection
+ * never settles its next query (measured with postgres.js 3.4.9: the write hits a null socket and the promise
+ * hangs), so a leader would hang forever. A client of its own (max 1) fails fast with a connection error and
+ * reconnects; the lock does not survive that new session, which `ensure()` notices (it checks pg_locks for its
+ * own backend) and then tries to take the lock again.
+ */
+import postgres from "postgres";
+import type { Logger } from "../observability/logger.ts";
+import type { Sql, Tx } from "./db.ts";
+
+export class SessionLock {
+  /** The dedicated session; work fenced by the lock runs here (see `transaction`). */
+  readonly sql: Sql;
+  private holding = false;
+  private closed = false;
+
+  constructor(
+    pool: Sql,
+    private readonly key: readonly [number, number],
+    private readonly log: Logger,
+    private readonly what: string,
+  ) {
+    const { shared: _shared, ...options } = pool.options as unknown as Record<string, unknown>;
+    // never recycle the session on its own: that would silently drop the lock
+    this.sql = postgres({
+      ...options,
+      max: 1,
+      idle_timeout: null,
+      max_lifetime: null,
+    } as postgres.Options<Record<string, postgres.PostgresType>>) as Sql;
+  }
+
+  get held(): boolean {
+    return this.holding;
+  }
+
+  /** Takes the lock, or confirms it is still held by this session. Never throws; false on any error. */
+  async ensure(): Promise<boolean> {
+    if (this.closed) return false;
+    const [k1, k2] = this.key;
+    try {
+      if (this.holding) {
+        const [row] = await this.sql<{ n: number }[]>`
+          SELECT count(*)::int AS n FROM pg_locks
+           WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND classid = ${k1} AND objid = ${k2}
+             AND objsubid = 2 AND granted`;
+        if ((row?.n ?? 0) > 0) return true;
+        this.holding = false;
+        this.log.warn(`${this.what}: the lock was lost with its database session; trying to take it again`);
+      }
+      const [row] = await this.sql<{ ok: boolean }[]>`SELECT pg_try_advisory_lock(${k1}, ${k2}) AS ok`;
+      this.holding = row?.ok === true;
+      if (this.holding) this.log.info(`${this.what}: this instance is now the leader`);
+      return this.holding;
+    } catch (err) {
+      if (this.holding)
+        this.log.warn({ err: String(err) }, `${this.what}: lost the database session holding the lock`);
+      this.holding = false;
+      return false;
+    }
+  }
+
+  /**
+   * Runs `fn` in a transaction on the lock's session, as secumon_admin, fenced: the transaction also takes the
+   * lock at transaction level, so it fails when another session holds it (a stale leader cannot write).
+   */
+  async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    const [k1, k2] = this.key;
+    return (await this.sql.begin(async (tx) => {
+      await tx`SELECT set_config('role', 'secumon_admin', true)`;
+      const [fence] = await tx<{ ok: boolean }[]>`SELECT pg_try_advisory_xact_lock(${k1}, ${k2}) AS ok`;
+      if (!fence?.ok)
+        throw new Error(`${this.what}: another instance holds the lock; this work is discarded`);
+      return fn(tx as unknown as Tx);
+    })) as T;
+  }
+
+  /** Releases the lock and closes the session; idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.holding) {
+      const [k1, k2] = this.key;
+      await this.sql`SELECT pg_advisory_unlock(${k1}, ${k2})`.catch(() => {});
+    }
+    this.holding = false;
+    await this.sql.end({ timeout: 2 }).catch(() => {});
+  }
+}
