@@ -19,7 +19,7 @@ import {
 import { H, TELEMETRY_STREAM, type TelemetryKind } from "../bus/telemetry.ts";
 import { sleep } from "../lib/lifecycle.ts";
 import type { Logger } from "../observability/logger.ts";
-import { type PipelineDeps, processGroup } from "./pipeline.ts";
+import { isTransient, type PipelineDeps, processGroup } from "./pipeline.ts";
 
 /** Most uncompressed payload bytes in one group (one transaction): bounds memory and keeps writers pipelined. */
 export const GROUP_BYTES = 4 * 1024 * 1024;
@@ -150,9 +150,11 @@ export class KindConsumer {
       try {
         await processGroup(this.o.kind, group, this.o.deps);
       } catch (err) {
-        this.o.log.error(
+        // PostgreSQL or NATS unavailable before the write (source lookup, partitions, dead-letter publish): the
+        // batches go back to the stream and come again; anything else is a bug worth an error line.
+        (isTransient(err) ? this.o.log.warn.bind(this.o.log) : this.o.log.error.bind(this.o.log))(
           { kind: this.o.kind, err: String(err), batches: group.length },
-          "telemetry group failed; its batches will be redelivered",
+          "telemetry group not written; its batches will be redelivered",
         );
         for (const m of group) m.nak(2000);
         await sleep(500);
