@@ -25,12 +25,8 @@ export class SessionLock {
   ) {
     const { shared: _shared, ...options } = pool.options as unknown as Record<string, unknown>;
     // never recycle the session on its own: that would silently drop the lock
-    this.sql = postgres({
-      ...options,
-      max: 1,
-      idle_timeout: null,
-      max_lifetime: null,
-    } as postgres.Options<Record<string, postgres.PostgresType>>) as Sql;
+    const single = { ...options, max: 1, idle_timeout: null, max_lifetime: null };
+    this.sql = postgres(single as unknown as postgres.Options<Record<string, postgres.PostgresType>>) as Sql;
   }
 
   get held(): boolean {
