@@ -1,18 +1,18 @@
 /**
  * The maintenance role: one instance at a time does the work (a session-level PostgreSQL advisory lock held on
- * a reserved connection; the others retry every 15 s and take over within that when the holder stops or its
- * connection dies). The holder ensures partitions and applies retention every 10 minutes and refreshes the
+ * a dedicated session, src/storage/lock.ts; the others retry every 15 s and take over within that when the
+ * holder stops or its session dies). The holder ensures partitions and applies retention every 10 minutes and refreshes the
  * rollups every minute (jobs.ts).
  */
 
-import type { ReservedSql } from "postgres";
 import type { RoleContext } from "../app/role.ts";
 import { parseDuration } from "../config/schema.ts";
 import type { Service } from "../lib/lifecycle.ts";
+import { SessionLock } from "../storage/lock.ts";
 import { applyRetention, ensurePartitions, type RetentionSettings, refreshRollups } from "./jobs.ts";
 
-/** pg_advisory_lock key of the maintenance leader: ASCII "secumnt" read as a big-endian integer. */
-export const MAINTENANCE_LOCK_KEY = "32481100167999092";
+/** Advisory lock key (two ints) of the maintenance leader; the alerter uses [0x5ec0, 0xa1e7]. */
+export const MAINTENANCE_LOCK: readonly [number, number] = [0x5ec0, 0x3a17];
 
 export interface MaintenanceTimings {
   rollupEveryMs: number;
@@ -52,7 +52,7 @@ export function createMaintenance(
     help: "Telemetry partitions dropped past their retention.",
   });
 
-  let conn: ReservedSql | null = null;
+  const lock = new SessionLock(ctx.sql, MAINTENANCE_LOCK, log, "telemetry maintenance");
   let stopped = false;
   let timer: ReturnType<typeof setTimeout> | null = null;
   let running: Promise<void> | null = null;
@@ -72,30 +72,9 @@ export function createMaintenance(
   }
 
   async function tryLead(): Promise<boolean> {
-    if (conn) {
-      // still ours? a lost connection loses the lock with it
-      const ok = await conn`select 1`.then(
-        () => true,
-        () => false,
-      );
-      if (ok) return true;
-      conn.release();
-      conn = null;
-      leaderGauge.set(0);
-      log.warn("maintenance lock lost with its connection; trying to take it again");
-    }
-    const c = await ctx.sql.reserve();
-    const [row] = await c<
-      { ok: boolean }[]
-    >`select pg_try_advisory_lock(${MAINTENANCE_LOCK_KEY}::bigint) as ok`.catch(() => [{ ok: false }]);
-    if (row?.ok) {
-      conn = c;
-      leaderGauge.set(1);
-      log.info("this instance now runs telemetry maintenance (partitions, retention, rollups)");
-      return true;
-    }
-    c.release();
-    return false;
+    const leader = await lock.ensure();
+    leaderGauge.set(leader ? 1 : 0);
+    return leader;
   }
 
   async function tick(): Promise<void> {
@@ -135,7 +114,7 @@ export function createMaintenance(
 
   return {
     name: "maintenance",
-    isLeader: () => conn !== null,
+    isLeader: () => lock.held,
     async start() {
       schedule();
     },
@@ -144,12 +123,8 @@ export function createMaintenance(
       if (timer) clearTimeout(timer);
       timer = null;
       await running;
-      if (conn) {
-        await conn`select pg_advisory_unlock(${MAINTENANCE_LOCK_KEY}::bigint)`.catch(() => {});
-        conn.release();
-        conn = null;
-        leaderGauge.set(0);
-      }
+      await lock.close();
+      leaderGauge.set(0);
     },
   };
 }
