@@ -83,3 +83,8 @@ bench-ingest: gen
 ## soak-ingest: the ingestion fault scenario with minute-long outages (kill -9, NATS restart, PostgreSQL down, full stream)
 soak-ingest: gen
 	@SECUMON_TEST_SOAK=1 scripts/test.sh test/ingestion/faults.test.ts
+
+.PHONY: bench-api
+## bench-api: API latency under 20 concurrent clients with 200 agents × 30 days of 1-minute metrics (AGENTS, DAYS, CLIENTS)
+bench-api: gen
+	@AGENTS=$(or $(AGENTS),200) DAYS=$(or $(DAYS),30) CLIENTS=$(or $(CLIENTS),20) $(BUN) bench/api.ts

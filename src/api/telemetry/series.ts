@@ -87,6 +87,17 @@ export interface Series {
 }
 
 const ORIGIN = "timestamptz '2000-01-01 00:00:00+00'";
+const ROLLUP_MS: Record<Resolution, number> = { raw: 0, "5m": 300_000, "1h": 3_600_000 };
+
+/** Partial aggregates of one rollup row (no grouping needed). */
+const rowCols = (defs: MetricDef[]) =>
+  defs
+    .map((d, i) => {
+      const c = d.rollup as NonNullable<MetricDef["rollup"]>;
+      return `${c.avg} * x.samples as s${i}, case when ${c.avg} is not null then x.samples end as n${i},
+              ${c.min} as mn${i}, ${c.max} as mx${i}`;
+    })
+    .join(", ");
 
 export async function querySeries(
   tx: Tx,
@@ -155,11 +166,19 @@ export async function querySeries(
       })
       .join(", ");
     const hi = done < r.range.to ? done : r.range.to;
-    parts = tx`
+    // one rollup row per bucket and series already: read it as is (the common chart case)
+    const asIs =
+      r.stepMs === ROLLUP_MS[res] &&
+      (r.groupBy === "agent" || (r.groupBy === "none" && r.agentIds?.length === 1));
+    const rollup = asIs
+      ? tx`
+      select x.bucket as t, ${tx.unsafe(group)} as g, ${tx.unsafe(rowCols(defs))}
+      from ${tx(tables[res])} x ${filters("bucket", r.range.from, hi)}`
+      : tx`
       select date_bin(${step}::interval, x.bucket, ${tx.unsafe(ORIGIN)}) as t, ${tx.unsafe(group)} as g, ${tx.unsafe(rollCols)}
       from ${tx(tables[res])} x ${tx.unsafe(joins)} ${filters("bucket", r.range.from, hi)}
-      group by 1, 2
-      union all ${rawPart}`;
+      group by 1, 2`;
+    parts = tx`${rollup} union all ${rawPart}`;
   }
   const finalCols = defs
     .map(
