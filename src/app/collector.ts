@@ -193,7 +193,11 @@ export function createCollector({ config, log }: CollectorOptions): Collector {
     if (needs.has("nats")) {
       const conn = await connectNats(natsUrlValue, `secumon-collector ${config.roles.join(",")}`, log);
       nc = conn;
-      await group.start({ name: "nats-client", start: async () => {}, stop: () => conn.drain().catch(() => conn.close()) });
+      await group.start({
+        name: "nats-client",
+        start: async () => {},
+        stop: () => conn.drain().catch(() => conn.close()),
+      });
       await ensureTelemetryStream(await jetstreamManager(conn), {
         maxAgeMs: parseDuration(config.nats.stream_max_age),
         maxBytes: config.nats.max_store_bytes,

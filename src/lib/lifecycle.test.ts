@@ -2,7 +2,11 @@ import { describe, expect, test } from "bun:test";
 import { silentLogger } from "../observability/logger.ts";
 import { Group, type Service, withTimeout } from "./lifecycle.ts";
 
-function svc(name: string, log: string[], opts: { failStart?: boolean; stopMs?: number; failStop?: boolean } = {}): Service {
+function svc(
+  name: string,
+  log: string[],
+  opts: { failStart?: boolean; stopMs?: number; failStop?: boolean } = {},
+): Service {
   return {
     name,
     async start() {

@@ -41,12 +41,20 @@ describe("SupervisedChild", () => {
 
   test("a child that exits while starting fails start with its last output", async () => {
     const c = child("echo 'FATAL: bad things' >&2; exit 3", async () => false);
-    await expect(c.start()).rejects.toThrow(/exited with status 3 while starting. Its last output:\n\s+FATAL: bad things/);
+    await expect(c.start()).rejects.toThrow(
+      /exited with status 3 while starting. Its last output:\n\s+FATAL: bad things/,
+    );
   });
 
   test("a child that never becomes ready is killed and start fails", async () => {
     const c = new SupervisedChild(
-      { name: "slow", argv: ["/bin/sh", "-c", "exec sleep 60"], stopSignal: "SIGTERM", probe: async () => false, startTimeoutMs: 400 },
+      {
+        name: "slow",
+        argv: ["/bin/sh", "-c", "exec sleep 60"],
+        stopSignal: "SIGTERM",
+        probe: async () => false,
+        startTimeoutMs: 400,
+      },
       policy,
       silentLogger(),
     );
@@ -71,7 +79,9 @@ describe("SupervisedChild", () => {
   });
 
   test("restart delays double from the initial delay up to the maximum", () => {
-    expect([0, 1, 2, 3, 4, 5, 40].map((n) => restartDelay(n, policy))).toEqual([50, 100, 200, 400, 400, 400, 400]);
+    expect([0, 1, 2, 3, 4, 5, 40].map((n) => restartDelay(n, policy))).toEqual([
+      50, 100, 200, 400, 400, 400, 400,
+    ]);
   });
 
   test("a child ignoring the stop signal is killed after the grace period", async () => {
