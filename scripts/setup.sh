@@ -11,9 +11,10 @@ say() { printf '{"level":"info","msg":"setup: %s"}\n' "$*" >&2; }
 die() { printf '{"level":"error","msg":"setup: %s"}\n' "$*" >&2; exit 1; }
 
 # ---- Debian packages -------------------------------------------------------------------------------
-# postgresql: the embedded cluster (initdb/postgres); util-linux: setpriv (pdeathsig, dropping root for
-# postgres); prometheus: promtool for the /metrics format test; redis-server: tests; iproute2: netns tests.
-APT_PACKAGES=(postgresql util-linux prometheus redis-server iproute2 procps ca-certificates)
+# postgresql: the embedded cluster (initdb/postgres); util-linux: setpriv/setsid (children die with us, drop
+# root for postgres); prometheus: promtool for the /metrics format test; redis-server: tests; iproute2 and
+# iputils-ping: WireGuard interface set-up and the network-namespace tunnel tests; openssl: test certificates.
+APT_PACKAGES=(postgresql util-linux prometheus redis-server iproute2 iputils-ping procps ca-certificates openssl)
 if [ "${1:-}" != "--no-apt" ]; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do

@@ -198,6 +198,14 @@ export class Lab {
     return (await proc.exited) === 0;
   }
 
+  /** True when `ping` from namespace p gets an ICMP echo reply from host (iputils-ping, see scripts/setup.sh). */
+  async ping(host: string): Promise<boolean> {
+    const proc = Bun.spawn(["ip", "netns", "exec", this.p, "ping", "-c", "1", "-W", "2", host], {
+      stdio: ["ignore", "ignore", "ignore"],
+    });
+    return (await proc.exited) === 0;
+  }
+
   async down(): Promise<void> {
     for (const p of this.procs.splice(0)) {
       p.kill("SIGTERM");

@@ -1,7 +1,7 @@
 /**
  * The wgmanager with real parts, in network namespaces this test creates (test/wireguard/lab.ts): the
  * collector's wireguard-go in one, a device's wireguard-go in another configured from the wg-quick file the
- * collector exported; TCP round trips across the tunnel (no `ping` binary is assumed on the machine: a TCP
+ * collector exported; ping and TCP round trips across the tunnel (iputils-ping is installed by setup; the TCP
  * echo is the same proof that packets cross the tunnel in both directions). Revocation stops the traffic; a
  * restart restores every peer from the database (1,000 of them, apply time logged); a crashed wireguard-go is
  * reconfigured; staleness events reach NATS; a key rotation switches keys after its grace.
@@ -103,6 +103,7 @@ describe.skipIf(unavailable !== null)("WireGuard in network namespaces", () => {
     expect(
       await waitFor(() => lab.reach("10.200.0.1", ECHO_PORT), 15_000, "a round trip through the tunnel"),
     ).toBe(true);
+    expect(await waitFor(() => lab.ping("10.200.0.1"), 10_000, "ping across the tunnel")).toBe(true);
 
     await manager.pollStats();
     const peer = manager.peers().find((p) => p.id === agent.id);
@@ -146,6 +147,7 @@ describe.skipIf(unavailable !== null)("WireGuard in network namespaces", () => {
       "the revoked peer to leave the interface",
     );
     expect(await lab.reach("10.200.0.1", ECHO_PORT, 1500)).toBe(false);
+    expect(await lab.ping("10.200.0.1")).toBe(false);
     const res = await get(`/api/v1/wireguard/peers/agent/${agent.id}`);
     expect(res.status).toBe(404);
   }, 30_000);
