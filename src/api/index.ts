@@ -1,25 +1,11 @@
 /** The api role: HTTP API (REST, GraphQL, OpenAPI), authentication and the embedded web UI. */
 import type { RoleDefinition } from "../app/role.ts";
 import { jwtSigner } from "../auth/jwt.ts";
-import { CollectorError } from "../lib/errors.ts";
-import { dataSecret } from "../security/keyring.ts";
 import { apiPlugin } from "./app.ts";
 import type { ApiDeps } from "./deps.ts";
+import { jwtKey } from "./jwt-key.ts";
 import { type CounterStore, memoryStore, redisStore } from "./lib/store.ts";
 import { prepareSetupCode } from "./routes/setup.ts";
-
-/** The JWT signing key: api.auth.jwt_secret, or a random key generated once under data_dir/secrets/. */
-export function jwtKey(secret: string, dataDir: string): Uint8Array {
-  if (!secret) return dataSecret(dataDir, "jwt.key", 32);
-  const key = new TextEncoder().encode(secret);
-  if (key.length < 32) {
-    throw new CollectorError(
-      "CONFIG_INVALID",
-      "api.auth.jwt_secret is shorter than 32 bytes: use `openssl rand -base64 48`, or leave it empty to generate one",
-    );
-  }
-  return key;
-}
 
 export const apiRole: RoleDefinition = {
   name: "api",

@@ -15,7 +15,7 @@ import { connectNats } from "../bus/connect.ts";
 import { ensureTelemetryStream } from "../bus/telemetry.ts";
 import { type Config, parseDuration } from "../config/schema.ts";
 import { CollectorError, errorMessage } from "../lib/errors.ts";
-import { Group, type Service } from "../lib/lifecycle.ts";
+import { Group } from "../lib/lifecycle.ts";
 import type { Logger } from "../observability/logger.ts";
 import { Registry, registerProcessMetrics } from "../observability/metrics.ts";
 import { loadKeyring } from "../security/keyring.ts";
@@ -218,7 +218,13 @@ export function createCollector({ config, log }: CollectorOptions): Collector {
     for (const name of config.roles) {
       const role = ROLES[name];
       const svc = role.create({ ...ctx, log: log.child({ role: name }) });
-      await group.start({ ...svc, name: `role:${name}` } as Service);
+      // wrapped, not spread: a service may be a class instance whose methods live on its prototype
+      await group.start({
+        name: `role:${name}`,
+        start: () => svc.start(),
+        stop: () => svc.stop(),
+        readiness: () => svc.readiness?.() ?? null,
+      });
     }
     pending.delete("starting");
     log.info(

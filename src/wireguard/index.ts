@@ -1,4 +1,5 @@
 /** The wgmanager role: WireGuard interface (bundled wireguard-go), key and address allocation for agents and probes. */
+import { roleAuthorizer } from "../api/authorizer.ts";
 import type { RoleDefinition } from "../app/role.ts";
 import { wireguardRoutes } from "./http.ts";
 import { createWgManager } from "./manager.ts";
@@ -9,8 +10,18 @@ export const wgmanagerRole: RoleDefinition = {
   needs: ["database"],
   create: (ctx) => {
     const manager = createWgManager(ctx);
-    ctx.http.use(wireguardRoutes(manager));
+    // peers span every tenant and rotation affects them all: superadmins only (same tokens as the API)
+    const auth = roleAuthorizer(ctx, "superadmin");
+    ctx.http.use(wireguardRoutes(manager, (request) => auth.authorize(request)));
     ctx.http.compile(); // routes added after listen() are served only once recompiled
-    return manager;
+    return {
+      name: manager.name,
+      start: () => manager.start(),
+      stop: async () => {
+        await manager.stop();
+        await auth.close();
+      },
+      readiness: () => manager.readiness?.() ?? null,
+    };
   },
 };

@@ -1,4 +1,7 @@
-/** The api role inside a real collector over a real port: first-boot setup, sign-in, CORS and rate limit. */
+/**
+ * The api role inside a real collector over a real port: first-boot setup, sign-in, CORS and rate limit, and the
+ * wgmanager routes behind the same authentication.
+ */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -10,7 +13,7 @@ let dataDir: string;
 
 beforeAll(async () => {
   const config = testConfig({
-    roles: ["api"],
+    roles: ["api", "wgmanager"],
     api: {
       port: 0,
       cors: { allowed_origins: ["https://*.example.com"] },
@@ -53,6 +56,14 @@ test("setup code: created 0600 while no user exists, wrong code refused, right c
   });
   expect(tenants.status).toBe(200);
   expect(((await tenants.json()) as { data: unknown[] }).data).toHaveLength(1);
+
+  // the wgmanager's routes take the same tokens, superadmins only (WireGuard is disabled here: still answers)
+  const wg = `${c.base}/api/v1/wireguard/server`;
+  expect((await fetch(wg)).status).toBe(401);
+  expect((await fetch(wg, { headers: { authorization: "Bearer forged.token.value" } })).status).toBe(401);
+  const server = await fetch(wg, { headers: { authorization: `Bearer ${access_token}` } });
+  expect(server.status).not.toBe(401);
+  expect(server.status).not.toBe(403);
 });
 
 test("CORS: allowed wildcard origin gets the headers on preflight, others do not", async () => {
