@@ -5,8 +5,9 @@
  *   GET  /api/v1/wireguard/peers/:kind/:id           one peer
  *   GET  /api/v1/wireguard/peers/:kind/:id/config    its wg-quick file (text/plain)
  *   POST /api/v1/wireguard/rotate {grace?: "24h"}    start a key rotation
- * Access: `authorize` decides; the default admits loopback clients only, until the api role's authentication
- * (issue #6) replaces it. Private keys never leave the collector.
+ * Access: `authorize` decides. The role (index.ts) passes the API's authentication, superadmins only
+ * (src/api/authorizer.ts); the loopback-only default serves tests and embedding. Private keys never leave the
+ * collector.
  */
 import { Elysia, t } from "elysia";
 import { parseDuration } from "../config/schema.ts";
