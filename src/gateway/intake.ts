@@ -4,7 +4,7 @@
  * says, and acknowledged only once JetStream stored it. A full stream (discard new) → RESOURCE_EXHAUSTED so the
  * sender keeps its batch; JetStream unreachable → UNAVAILABLE.
  */
-import type { JetStreamClient } from "@nats-io/jetstream";
+import { JetStreamApiError, type JetStreamClient } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
 import { H, type TelemetryKind, telemetrySubject } from "../bus/telemetry.ts";
 import type { Principal } from "../pki/identity.ts";
@@ -91,14 +91,38 @@ export class Intake {
   }
 }
 
-function publishError(err: unknown): GatewayError {
-  const msg = String((err as Error)?.message ?? err);
-  if (/maximum (bytes|messages)|insufficient (storage|resources)|storage.*exceeded|resource/i.test(msg)) {
+/**
+ * JetStream API error codes (nats-server errors.json) that mean "no room": the stream is at a limit with
+ * discard new (10077 JSStreamStoreFailedF carries "maximum bytes/messages exceeded"), or the server/account
+ * storage is exhausted. Matched on the numeric code, never on free text alone.
+ */
+export const JS_STORE_FAILED = 10077;
+const JS_NO_ROOM = new Set([
+  10047, // JSStorageResourcesExceededErr — insufficient storage resources available
+  10028, // JSMemoryResourcesExceededErr
+  10023, // JSInsufficientResourcesErr
+  10002, // JSAccountResourcesExceededErr
+]);
+const JS_MESSAGE_TOO_LARGE = 10054; // JSStreamMessageExceedsMaximumErr
+/** The limit texts a 10077 carries when a discard-new stream is full (other 10077s are store I/O failures). */
+const LIMIT_TEXT = /^maximum (bytes|messages|messages per subject) exceeded$/i;
+
+export function publishError(err: unknown): GatewayError {
+  const code = err instanceof JetStreamApiError ? err.code : 0;
+  const description = err instanceof JetStreamApiError ? (err.apiError().description ?? "") : "";
+  if (JS_NO_ROOM.has(code) || (code === JS_STORE_FAILED && LIMIT_TEXT.test(description.trim()))) {
     return exhausted(
       "the collector's telemetry buffer is full (storage is behind); keep the batch and resend it later",
       "stream_full",
     );
   }
+  if (code === JS_MESSAGE_TOO_LARGE) {
+    return invalidArgument(
+      "this batch is larger than the collector's stream accepts; split it into smaller batches",
+      "batch_too_large",
+    );
+  }
+  const msg = String((err as Error)?.message ?? err);
   return unavailable(
     `the collector cannot store batches right now (${msg.slice(0, 80)}); resend later`,
     "publish_failed",

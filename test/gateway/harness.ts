@@ -24,15 +24,26 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
+export interface HarnessOptions {
+  /** a nats-server of the test's own (default: the run's shared one) */
+  natsUrl?: string;
+  /** TELEMETRY max_bytes (0 = unlimited) — only meaningful on a server of the test's own */
+  streamMaxBytes?: number;
+}
+
 export async function startGateway(
   gateway: Record<string, unknown> = {},
   extra: Record<string, unknown> = {},
+  o: HarnessOptions = {},
 ): Promise<Harness> {
   const { sql } = await migratedSql();
-  const natsUrl = await testNats();
+  const natsUrl = o.natsUrl ?? (await testNats());
   const log = silentLogger();
   const nc = await connectNats(natsUrl, "gateway-test", log);
-  await ensureTelemetryStream(await jetstreamManager(nc), { maxAgeMs: 3_600_000, maxBytes: 0 });
+  await ensureTelemetryStream(await jetstreamManager(nc), {
+    maxAgeMs: 3_600_000,
+    maxBytes: o.streamMaxBytes ?? 0,
+  });
   const config = loadConfig({
     env: {},
     overrides: { data_dir: tempDir("secumon-gw-"), gateway: { grpc_port: 0, ...gateway }, ...extra },
