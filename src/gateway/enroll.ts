@@ -14,7 +14,14 @@ import { verifiedCsrKey } from "../pki/ca.ts";
 import type { Principal } from "../pki/identity.ts";
 import { hashEnrollmentToken, looksLikeEnrollmentToken } from "../pki/tokens.ts";
 import { type Tx, withAdmin } from "../storage/db.ts";
-import { type GatewayError, invalidArgument, permissionDenied, unauthenticated } from "./status.ts";
+import {
+  alreadyExists,
+  exhausted,
+  type GatewayError,
+  invalidArgument,
+  permissionDenied,
+  unauthenticated,
+} from "./status.ts";
 
 export interface EnrollRequest {
   token: string;
@@ -207,17 +214,30 @@ export class Enroller {
       });
     } catch (err) {
       const code = (err as { code?: string }).code;
-      if (code === "42883" || code === "42P01") {
+      if (code === "42883" || code === "42P01" || code === "55000") {
+        // 55000: the wgmanager role has not written wireguard_server yet (never started, or no CAP_NET_ADMIN)
         this.o.log.warn(
-          { kind: p.kind, id: p.id },
-          "WireGuard is enabled but address allocation is not installed (migration 050); enrolled without a tunnel",
+          { kind: p.kind, id: p.id, tenant: p.tenantId, sqlstate: code },
+          code === "55000"
+            ? "WireGuard is enabled but its server is not set up yet (start the wgmanager role); enrolled without a tunnel — re-enroll to get one"
+            : "WireGuard is enabled but address allocation is not installed (migration 050); enrolled without a tunnel",
         );
         return null;
       }
-      throw invalidArgument(
-        `WireGuard address allocation failed: ${String((err as Error).message).slice(0, 160)}`,
-        "wg_assign",
-      );
+      if (code === "23505") {
+        throw alreadyExists(
+          "this WireGuard public key is already used by another agent or probe; generate a new key pair on the device (wg genkey) and enroll again",
+          "wg_key_in_use",
+        );
+      }
+      if (code === "53400") {
+        this.o.log.error({ kind: p.kind, id: p.id, tenant: p.tenantId }, "WireGuard address pool exhausted");
+        throw exhausted(
+          "the collector has no free WireGuard address for this tenant; ask the operator to widen wireguard.pool or the tenant's pool, then enroll again",
+          "wg_pool_exhausted",
+        );
+      }
+      throw err;
     }
   }
 }

@@ -23,6 +23,8 @@ export const permissionDenied = (details: string, reason: string) =>
   new GatewayError(status.PERMISSION_DENIED, details, reason);
 export const invalidArgument = (details: string, reason: string) =>
   new GatewayError(status.INVALID_ARGUMENT, details, reason);
+export const alreadyExists = (details: string, reason: string) =>
+  new GatewayError(status.ALREADY_EXISTS, details, reason);
 export const exhausted = (details: string, reason: string) =>
   new GatewayError(status.RESOURCE_EXHAUSTED, details, reason);
 export const unavailable = (details: string, reason: string) =>
