@@ -53,9 +53,9 @@ clean:
 bench-wireguard: gen
 	@PEERS=$(or $(PEERS),1000) $(BUN) bench/wireguard.ts
 
-## bench-gateway: STREAMS concurrent agent streams (gateway RSS) and lz4 batch throughput into JetStream (AGENTS, SECONDS)
+## bench-gateway: STREAMS concurrent agent streams (gateway RSS) and lz4 batch throughput into JetStream (AGENTS, SECONDS, INFLIGHT per agent, SYNC_INTERVAL=always|2m for nats-server)
 bench-gateway: gen
-	@STREAMS=$(or $(STREAMS),1000) AGENTS=$(or $(AGENTS),32) SECONDS=$(or $(SECONDS),15) $(BUN) bench/gateway.ts
+	@STREAMS=$(or $(STREAMS),1000) AGENTS=$(or $(AGENTS),32) SECONDS=$(or $(SECONDS),15) INFLIGHT=$(or $(INFLIGHT),8) SYNC_INTERVAL=$(or $(SYNC_INTERVAL),always) $(BUN) bench/gateway.ts
 
 ## soak-gateway: 10,000 bad-token enrollments against one gateway (the suite runs 300)
 soak-gateway: gen

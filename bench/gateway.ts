@@ -5,9 +5,15 @@
  *      reports the gateway's RSS with all of them open.
  *   2. throughput: AGENTS agents (default 32) send lz4 batches of 500 metrics samples as fast as acks allow
  *      (up to INFLIGHT, default 8, in flight each; the payloads are 16 pre-built ones reused) for SECONDS (default 15); reports batches/s and ack latency p50/p99.
- * RESULT streams=… gateway_rss_mib=… batches_per_s=… ack_p50_ms=… ack_p99_ms=…
+ * SYNC_INTERVAL (always | 2m | …) is the embedded nats-server's sync_interval (default always, the product's).
+ * Also measured: the disk's fsync rate (16 KiB write + fdatasync loop for 2 s in the nats data directory) and
+ * the CPU the gateway process, the nats-server and this (client) process used during phase 2.
+ * RESULT streams=… gateway_rss_mib=… batches_per_s=… ack_p50_ms=… ack_p99_ms=… sync_interval=… fsync_per_s=…
+ *        inflight=… agents=… gateway_cpu_pct=… nats_cpu_pct=… client_cpu_pct=… load1=…
  */
-import { readFileSync } from "node:fs";
+import { closeSync, fdatasyncSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { loadavg } from "node:os";
+import { join } from "node:path";
 import { createSimulator, enroll, type Identity } from "../src/simulator/index.ts";
 import { printMachine, result } from "./machine.ts";
 
@@ -15,9 +21,40 @@ const STREAMS = Number(process.env.STREAMS ?? 1000);
 const AGENTS = Number(process.env.AGENTS ?? 32);
 const SECONDS = Number(process.env.SECONDS ?? 15);
 const INFLIGHT = Number(process.env.INFLIGHT ?? 8);
+const SYNC_INTERVAL = process.env.SYNC_INTERVAL ?? "always";
+
+/** CPU seconds (user + system) a process has used so far. */
+const cpuSeconds = (pid: number | null) => {
+  if (!pid) return 0;
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return 0;
+  }
+};
+
+/** fdatasync()s per second of 16 KiB appends in `dir` (the filesystem nats-server writes to). */
+function fsyncRate(dir: string, ms = 2000): number {
+  const path = join(dir, "fsync-probe");
+  const fd = openSync(path, "w");
+  const block = new Uint8Array(16 * 1024).fill(7);
+  let n = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < ms) {
+    writeSync(fd, block);
+    fdatasyncSync(fd);
+    n++;
+  }
+  const secs = (performance.now() - t0) / 1000;
+  closeSync(fd);
+  rmSync(path, { force: true });
+  return Math.round(n / secs);
+}
 
 printMachine();
 const child = Bun.spawn([process.execPath, "bench/gateway-server.ts"], {
+  env: { ...process.env, SYNC_INTERVAL },
   stdin: "pipe",
   stdout: "pipe",
   stderr: "inherit",
@@ -29,11 +66,17 @@ while (!buf.includes("\n")) {
   if (done) throw new Error("the gateway child exited before it was ready");
   buf += new TextDecoder().decode(value);
 }
-const { address, caPem, token } = JSON.parse(buf.slice(0, buf.indexOf("\n"))) as {
+const { address, caPem, token, natsPid, dataDir } = JSON.parse(buf.slice(0, buf.indexOf("\n"))) as {
   address: string;
   caPem: string;
   token: string;
+  natsPid: number | null;
+  dataDir: string;
 };
+const fsyncPerS = fsyncRate(dataDir);
+console.log(
+  `disk: ${fsyncPerS} fdatasync/s (16 KiB appends) in ${dataDir}; nats sync_interval ${SYNC_INTERVAL}`,
+);
 const rssMiB = () => {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"));
   return m ? Math.round(Number(m[1]) / 1024) : 0;
@@ -94,9 +137,17 @@ await Bun.sleep(3000); // warm-up
 busy.drainLatencies();
 const a0 = busy.stats().acked;
 const w0 = performance.now();
+const c0 = { gw: cpuSeconds(child.pid), nats: cpuSeconds(natsPid), me: cpuSeconds(process.pid) };
 await Bun.sleep(SECONDS * 1000);
 const acked = busy.stats().acked - a0;
 const secs = (performance.now() - w0) / 1000;
+const pct = (a: number, b: number) => Math.round(((b - a) / secs) * 100);
+const cpu = {
+  gw: pct(c0.gw, cpuSeconds(child.pid)),
+  nats: pct(c0.nats, cpuSeconds(natsPid)),
+  me: pct(c0.me, cpuSeconds(process.pid)),
+};
+const load1 = loadavg()[0]?.toFixed(2) ?? "?";
 const lat = busy.drainLatencies().sort((a, b) => a - b);
 const peakRss = rssMiB();
 await busy.stop();
@@ -104,6 +155,9 @@ const st = busy.stats();
 const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? 0;
 console.log(
   `phase 2: ${AGENTS} agents, ${acked} batches of 500 samples acked in ${secs.toFixed(1)} s; rejected ${st.rejected}; gateway RSS ${peakRss} MiB`,
+);
+console.log(
+  `phase 2 CPU (100 % = one core): gateway ${cpu.gw} %, nats-server ${cpu.nats} %, client ${cpu.me} %; load average ${load1}`,
 );
 child.stdin.end();
 await child.exited;
@@ -113,5 +167,13 @@ result({
   batches_per_s: Math.round(acked / secs),
   ack_p50_ms: q(0.5).toFixed(1),
   ack_p99_ms: q(0.99).toFixed(1),
+  sync_interval: SYNC_INTERVAL,
+  fsync_per_s: fsyncPerS,
+  inflight: INFLIGHT,
+  agents: AGENTS,
+  gateway_cpu_pct: cpu.gw,
+  nats_cpu_pct: cpu.nats,
+  client_cpu_pct: cpu.me,
+  load1,
 });
 process.exit(0);
