@@ -5,6 +5,7 @@
  *      reports the gateway's RSS with all of them open.
  *   2. throughput: AGENTS agents (default 32) send lz4 batches of 500 metrics samples as fast as acks allow
  *      (up to INFLIGHT, default 8, in flight each; the payloads are 16 pre-built ones reused) for SECONDS (default 15); reports batches/s and ack latency p50/p99.
+ * CPU_PROF=<dir> writes a CPU profile of the gateway process (bun --cpu-prof-md) into <dir>.
  * SYNC_INTERVAL (always | 2m | …) is the embedded nats-server's sync_interval (default always, the product's).
  * Also measured: the disk's fsync rate (16 KiB write + fdatasync loop for 2 s in the nats data directory) and
  * the CPU the gateway process, the nats-server and this (client) process used during phase 2.
@@ -53,7 +54,11 @@ function fsyncRate(dir: string, ms = 2000): number {
 }
 
 printMachine();
-const child = Bun.spawn([process.execPath, "bench/gateway-server.ts"], {
+// CPU_PROF=<dir>: the gateway process writes a CPU profile (markdown) there when it exits
+const prof = process.env.CPU_PROF
+  ? ["--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${process.env.CPU_PROF}`]
+  : [];
+const child = Bun.spawn([process.execPath, ...prof, "bench/gateway-server.ts"], {
   env: { ...process.env, SYNC_INTERVAL },
   stdin: "pipe",
   stdout: "pipe",
