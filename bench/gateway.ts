@@ -9,6 +9,11 @@
  * SYNC_INTERVAL (always | 2m | …) is the embedded nats-server's sync_interval (default always, the product's).
  * Also measured: the disk's fsync rate (16 KiB write + fdatasync loop for 2 s in the nats data directory) and
  * the CPU the gateway process, the nats-server and this (client) process used during phase 2.
+ * What limits batches/s (measured 2026-11-25 on 2 shared cores, see the issue report): with sync_interval always,
+ * nats-server fsyncs each publish, so the disk's fsync rate caps it when the (shared, virtual) disk is slow —
+ * 403/s at 983 fdatasync/s; at 3,900–5,300 fdatasync/s the cap is the gateway's one JS thread (96–99 % of a
+ * core, 1,180–1,450/s; 1,627/s with sync_interval 2m). The gateway's CPU profile (CPU_PROF): ~30 % strict wire
+ * validation (src/protocol/wire.ts walkMessage/readScalar), the rest mostly grpc-js/HTTP/2/TLS and the NATS client.
  * RESULT streams=… gateway_rss_mib=… batches_per_s=… ack_p50_ms=… ack_p99_ms=… sync_interval=… fsync_per_s=…
  *        inflight=… agents=… gateway_cpu_pct=… nats_cpu_pct=… client_cpu_pct=… load1=…
  */
