@@ -88,3 +88,8 @@ soak-ingest: gen
 ## bench-api: API latency under 20 concurrent clients with 200 agents × 30 days of 1-minute metrics (AGENTS, DAYS, CLIENTS)
 bench-api: gen
 	@AGENTS=$(or $(AGENTS),200) DAYS=$(or $(DAYS),30) CLIENTS=$(or $(CLIENTS),20) $(BUN) bench/api.ts
+
+.PHONY: bench-protocol
+## bench-protocol: µs per 500-sample metrics batch of the strict wire check (validatePayload) and of decodePayload (ITERATIONS, ROUNDS)
+bench-protocol:
+	@ITERATIONS=$(or $(ITERATIONS),4000) ROUNDS=$(or $(ROUNDS),5) $(BUN) bench/protocol.ts

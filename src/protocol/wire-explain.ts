@@ -1,20 +1,18 @@
 /**
- * Strict structural check of protobuf bytes against a message type, without building objects.
- * protobufjs' decoder trusts the field number and ignores the wire type, so a valid protobuf of the *wrong*
- * message type, or a truncated one, can decode into nonsense. This walker refuses:
- * truncated varints/lengths, lengths past the end, wire types 3/4/6/7 (groups, invalid), field number 0,
- * a known field with the wrong wire type (at any depth), invalid UTF-8 in string fields, nesting deeper than 16.
- * Unknown field numbers with a valid wire type are skipped (forward compatibility with newer agents).
+ * The reference walker of the strict wire check (rules in wire.ts), resolving protobufjs reflection per field and
+ * building the field path as it goes. wire.ts runs a fast allocation-free walker first and, only when that one
+ * refuses the bytes, re-walks them here to throw the error with the path of the offending field.
+ * Both must accept and refuse exactly the same inputs (wire.test.ts checks it on mutated payloads).
  */
 import type protobuf from "protobufjs";
 import { ProtocolError } from "./errors.ts";
 
-const VARINT = 0;
-const I64 = 1;
-const LEN = 2;
-const I32 = 5;
+export const VARINT = 0;
+export const I64 = 1;
+export const LEN = 2;
+export const I32 = 5;
 
-const SCALAR_WIRE: Record<string, number> = {
+export const SCALAR_WIRE: Record<string, number> = {
   int32: VARINT,
   int64: VARINT,
   uint32: VARINT,
@@ -33,10 +31,10 @@ const SCALAR_WIRE: Record<string, number> = {
 };
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
-const MAX_DEPTH = 16;
+export const MAX_DEPTH = 16;
 
-/** Throws ProtocolError("malformed_protobuf") when `bytes` is not a well-formed `type`. */
-export function validateWire(type: protobuf.Type, bytes: Uint8Array): void {
+/** Throws ProtocolError("malformed_protobuf") naming the offending field when `bytes` is not a well-formed `type`. */
+export function explainWire(type: protobuf.Type, bytes: Uint8Array): void {
   const r = new Cursor(bytes);
   walkMessage(type, r, bytes.byteLength, 0, type.name);
 }
@@ -65,7 +63,7 @@ class Cursor {
   }
 }
 
-function fail(path: string, what: string): never {
+export function fail(path: string, what: string): never {
   throw new ProtocolError("malformed_protobuf", `payload is not a valid protobuf ${path}: ${what}`);
 }
 
