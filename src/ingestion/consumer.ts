@@ -16,7 +16,7 @@ import {
   type JetStreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
-import { H, TELEMETRY_STREAM, type TelemetryKind } from "../bus/telemetry.ts";
+import { H, ingestConsumerName, TELEMETRY_STREAM, type TelemetryKind } from "../bus/telemetry.ts";
 import { sleep } from "../lib/lifecycle.ts";
 import type { Logger } from "../observability/logger.ts";
 import { isTransient, type PipelineDeps, processGroup } from "./pipeline.ts";
@@ -33,7 +33,7 @@ const sizeOf = (m: JsMsg): number => {
     : m.data.byteLength;
 };
 
-export const consumerName = (kind: TelemetryKind): string => `ingest-${kind}`;
+export const consumerName = ingestConsumerName;
 
 export interface KindConsumerOptions {
   kind: TelemetryKind;

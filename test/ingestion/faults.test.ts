@@ -65,7 +65,7 @@ test(
       : null;
     const first = rig.startWorker();
     rig.produce(true);
-    await waitFor(async () => (await rig.rows()) > 0, 30_000, "the first rows");
+    await waitFor(async () => (await rig.rows()) > 0, 90_000, "the first rows"); // worker processes start slowly on a loaded machine
     await Bun.sleep(P.steadyMs);
 
     // 1. kill -9 a worker in the middle of its work; two others take over the shared durable consumers
