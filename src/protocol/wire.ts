@@ -150,9 +150,14 @@ function varint(end: number): number {
 }
 
 function skipVarint(end: number): boolean {
-  for (let i = 0; i < 10; i++) {
-    if (S.pos >= end) return false;
-    if (S.buf[S.pos++]! < 0x80) return true;
+  const b = S.buf;
+  let p = S.pos;
+  const stop = Math.min(end, p + 10);
+  while (p < stop) {
+    if (b[p++]! < 0x80) {
+      S.pos = p;
+      return true;
+    }
   }
   return false;
 }
@@ -174,7 +179,13 @@ function walk(plan: MessagePlan, end: number, depth: number): boolean {
     switch (f.kind) {
       case FIELD_SCALAR:
         if (wt === f.wire) {
-          if (!scalar(wt, end, f.isString)) return false;
+          if (wt === I64) {
+            // the most common scalar (double), inlined
+            if (8 > end - S.pos) return false;
+            S.pos += 8;
+          } else if (!scalar(wt, end, f.isString)) {
+            return false;
+          }
         } else if (f.packed && wt === LEN) {
           if (!packed(f.wire, end)) return false;
         } else {
@@ -254,17 +265,15 @@ function scalar(wt: number, end: number, isString: boolean): boolean {
 /** ASCII is checked in place; anything else goes through the same fatal TextDecoder as wire-explain.ts. */
 function utf8Ok(start: number, stop: number): boolean {
   const b = S.buf;
-  for (let i = start; i < stop; i++) {
-    if (b[i]! >= 0x80) {
-      try {
-        utf8.decode(b.subarray(start, stop));
-        return true;
-      } catch {
-        return false;
-      }
-    }
+  let high = 0;
+  for (let i = start; i < stop; i++) high |= b[i]!;
+  if (high < 0x80) return true;
+  try {
+    utf8.decode(b.subarray(start, stop));
+    return true;
+  } catch {
+    return false;
   }
-  return true;
 }
 
 function packed(elemWire: number, end: number): boolean {
