@@ -68,7 +68,9 @@ image: build
 ## image-boot-test: boots dist/image's disk and ISO under qemu (TCG) and waits for /ready (minutes; not in make test)
 image-boot-test:
 	@appliance/boot-test
-.PHONY: image image-boot-test
+## image-test: the appliance smoke test under qemu (the issue's name for image-boot-test)
+image-test: image-boot-test
+.PHONY: image image-boot-test image-test
 
 ## bench-alerting: 2,000 rules × 20,000 series evaluation time, and alert latency (row committed → webhook) at a 1 s interval
 bench-alerting: gen
