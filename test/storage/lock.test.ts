@@ -28,7 +28,8 @@ beforeAll(async () => {
   await sql`CREATE ROLE secumon_admin NOLOGIN`.catch(() => {});
 });
 afterAll(async () => {
-  await sql?.end({ timeout: 1 });
+  // close every client before the server goes away, so no socket is reset under a live client
+  await sql?.end({ timeout: 5 });
   await pg?.stop();
 });
 
@@ -59,6 +60,7 @@ describe("SessionLock", () => {
   test("a server restart loses the lock without hanging; it is taken again once the server is back", async () => {
     const a = new SessionLock(sql, KEY, silentLogger(), "a");
     expect(await a.ensure()).toBe(true);
+    await sql.end({ timeout: 5 }); // only the lock's own session is under test; the pool has done its part
     process.kill(pg.pid!, "SIGKILL");
     await waitFor(async () => (await a.ensure()) === false, 10_000, "the lock to be reported lost");
     expect(a.held).toBe(false);
