@@ -51,13 +51,27 @@ export async function list<T>(tx: Tx, s: ListSpec): Promise<Page<T>> {
   const rows = await tx`
     select *, count(*) over ()::int as total_count from (${s.from} ${where}) q
     order by ${order} limit ${limit} offset ${offset}`;
-  let total = (rows[0]?.total_count as number | undefined) ?? 0;
+  let total: number | undefined;
   if (!rows.length && offset > 0) {
     const [c] = await tx`select count(*)::int as n from (${s.from} ${where}) q`;
     total = (c?.n as number) ?? 0;
   }
+  return pageOf<T>(rows, limit, offset, total);
+}
+
+/**
+ * The page of a query that selected `count(*) over ()::int as total_count`: the column is taken off the rows
+ * and becomes `pagination.total` (unless `total` is given).
+ */
+export function pageOf<T>(
+  rows: Record<string, unknown>[],
+  limit: number,
+  offset: number,
+  total?: number,
+): Page<T> {
+  const t = total ?? (rows[0]?.total_count as number | undefined) ?? 0;
   for (const r of rows) delete r.total_count;
-  return { data: rows as unknown as T[], pagination: { limit, offset, total } };
+  return { data: rows as unknown as T[], pagination: { limit, offset, total: t } };
 }
 
 /** `q` search: case-insensitive substring over the given columns; LIKE wildcards in the input are literal. */

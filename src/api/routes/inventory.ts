@@ -6,7 +6,7 @@ import { Elysia, t } from "elysia";
 import type { ApiDeps } from "../deps.ts";
 import { guardPlugin } from "../guard.ts";
 import { notFound } from "../lib/http-errors.ts";
-import { likePattern } from "../lib/list.ts";
+import { likePattern, pageOf } from "../lib/list.ts";
 import { IdParams } from "../lib/params.ts";
 import { inTenant } from "../lib/tx.ts";
 import { parseRange } from "../telemetry/range.ts";
@@ -37,9 +37,7 @@ export function inventoryRoutes(deps: ApiDeps) {
               ${query.version_prefix ? tx`and p.version like ${`${query.version_prefix.replace(/[\\%_]/g, (m) => `\\${m}`)}%`}` : tx``}
               ${query.manager ? tx`and p.manager = ${query.manager}` : tx``}
             order by p.name, p.version, a.name, p.agent_id limit ${limit} offset ${offset}`;
-          const total = (rows[0]?.total_count as number | undefined) ?? 0;
-          for (const r of rows) delete r.total_count;
-          return { data: rows, pagination: { limit, offset, total } };
+          return pageOf(rows, limit, offset);
         });
       },
       {
@@ -91,9 +89,7 @@ export function inventoryRoutes(deps: ApiDeps) {
             where tenant_id = ${req.tenantId} and agent_id = ${params.id} and time >= ${range.from} and time < ${range.to}
               ${query.item_type ? tx`and item_type = ${query.item_type}` : tx``}
             order by time desc, id desc limit ${limit} offset ${offset}`;
-          const total = (rows[0]?.total_count as number | undefined) ?? 0;
-          for (const r of rows) delete r.total_count;
-          return { data: rows, pagination: { limit, offset, total } };
+          return pageOf(rows, limit, offset);
         });
       },
       {

@@ -11,6 +11,7 @@ import type { Tx } from "../../storage/db.ts";
 import type { ApiDeps } from "../deps.ts";
 import { guardPlugin } from "../guard.ts";
 import { invalid, notFound } from "../lib/http-errors.ts";
+import { pageOf } from "../lib/list.ts";
 import { IdParams } from "../lib/params.ts";
 import { inTenant } from "../lib/tx.ts";
 import { parseRange, pickResolution, RESOLUTIONS, stepFor } from "../telemetry/range.ts";
@@ -190,9 +191,7 @@ export function telemetryRoutes(deps: ApiDeps) {
               ${query.source ? tx`and source = ${query.source}` : tx``}
               ${query.q ? tx`and to_tsvector('simple', message) @@ websearch_to_tsquery('simple', ${query.q})` : tx``}
             order by time desc limit ${limit} offset ${offset}`;
-          const total = (rows[0]?.total_count as number | undefined) ?? 0;
-          for (const r of rows) delete r.total_count;
-          return { data: rows, pagination: { limit, offset, total } };
+          return pageOf(rows, limit, offset);
         });
       },
       {
@@ -234,9 +233,7 @@ export function telemetryRoutes(deps: ApiDeps) {
               ${query.success === undefined ? tx`` : tx`and success = ${query.success}`}
               ${query.probe_id ? tx`and probe_id = ${query.probe_id}` : tx``}
             order by time desc limit ${limit} offset ${offset}`;
-          const total = (rows[0]?.total_count as number | undefined) ?? 0;
-          for (const r of rows) delete r.total_count;
-          return { data: rows, pagination: { limit, offset, total } };
+          return pageOf(rows, limit, offset);
         });
       },
       {
