@@ -18,80 +18,9 @@ import {
   type TimeWindow,
 } from "./validate.ts";
 
-export const COLUMNS = {
-  system_metrics: [
-    "time",
-    "tenant_id",
-    "agent_id",
-    "cpu_usage",
-    "cpu_user",
-    "cpu_system",
-    "cpu_iowait",
-    "load_avg_1",
-    "load_avg_5",
-    "load_avg_15",
-    "mem_total",
-    "mem_used",
-    "mem_available",
-    "mem_cached",
-    "swap_used",
-    "extra",
-  ],
-  disk_metrics: [
-    "time",
-    "tenant_id",
-    "agent_id",
-    "device",
-    "mountpoint",
-    "total_bytes",
-    "used_bytes",
-    "usage_percent",
-    "read_bytes",
-    "write_bytes",
-    "read_ops",
-    "write_ops",
-    "read_latency",
-    "write_latency",
-  ],
-  network_metrics: [
-    "time",
-    "tenant_id",
-    "agent_id",
-    "interface",
-    "rx_bytes",
-    "tx_bytes",
-    "rx_packets",
-    "tx_packets",
-    "rx_errors",
-    "tx_errors",
-  ],
-  scan_results: [
-    "time",
-    "tenant_id",
-    "probe_id",
-    "target_id",
-    "test_type",
-    "success",
-    "error_message",
-    "latency_ms",
-    "packet_loss",
-    "result_data",
-  ],
-  snmp_metrics: [
-    "time",
-    "tenant_id",
-    "probe_id",
-    "target_id",
-    "oid",
-    "oid_name",
-    "value_type",
-    "value_numeric",
-    "value_string",
-  ],
-  logs: ["time", "tenant_id", "agent_id", "level", "source", "message", "fields"],
-} as const;
+export { COLUMNS, type CopyTable } from "./columns.ts";
 
-export type CopyTable = keyof typeof COLUMNS;
+import type { CopyTable } from "./columns.ts";
 
 /** COPY lines per table, accumulated over the batches of one write. */
 export class TableLines {

@@ -2,6 +2,7 @@
  * Metric addressing: `<source>.<field>{label matchers}` → which telemetry table and column a condition reads,
  * and which labels identify a series there. Pure; the Postgres query port maps sources to SQL.
  */
+import { COLUMNS, type CopyTable } from "../../telemetry/columns.ts";
 import { formatMatchers, parseMatchers } from "./matchers.ts";
 import type { MetricRef, Source } from "./types.ts";
 
@@ -15,47 +16,37 @@ export interface SourceInfo {
   entity: "agent" | "probe_target" | "target";
 }
 
+/** Columns that identify a row rather than measure something. */
+const KEY_COLUMNS: ReadonlySet<string> = new Set([
+  "time",
+  "tenant_id",
+  "agent_id",
+  "probe_id",
+  "target_id",
+  "extra",
+]);
+
+/** The numeric fields of a table: every written column but its keys and series labels. */
+const measured = (table: CopyTable, labels: readonly string[]): string[] =>
+  COLUMNS[table].filter((c) => !KEY_COLUMNS.has(c) && !labels.includes(c));
+
 export const SOURCES: Readonly<Record<Source, SourceInfo>> = {
   system: {
     table: "system_metrics",
     seriesLabels: ["agent_id"],
-    fields: [
-      "cpu_usage",
-      "cpu_user",
-      "cpu_system",
-      "cpu_iowait",
-      "load_avg_1",
-      "load_avg_5",
-      "load_avg_15",
-      "mem_total",
-      "mem_used",
-      "mem_available",
-      "mem_cached",
-      "swap_used",
-      "mem_usage_percent", // derived: 100 × mem_used / mem_total
-    ],
+    fields: [...measured("system_metrics", []), "mem_usage_percent"], // derived: 100 × mem_used / mem_total
     entity: "agent",
   },
   disk: {
     table: "disk_metrics",
     seriesLabels: ["agent_id", "device", "mountpoint"],
-    fields: [
-      "total_bytes",
-      "used_bytes",
-      "usage_percent",
-      "read_bytes",
-      "write_bytes",
-      "read_ops",
-      "write_ops",
-      "read_latency",
-      "write_latency",
-    ],
+    fields: measured("disk_metrics", ["device", "mountpoint"]),
     entity: "agent",
   },
   network: {
     table: "network_metrics",
     seriesLabels: ["agent_id", "interface"],
-    fields: ["rx_bytes", "tx_bytes", "rx_packets", "tx_packets", "rx_errors", "tx_errors"],
+    fields: measured("network_metrics", ["interface"]),
     entity: "agent",
   },
   scan: {
