@@ -22,7 +22,7 @@ import { silentLogger } from "../src/observability/logger.ts";
 import { generateEnrollmentToken } from "../src/pki/tokens.ts";
 import { decodePayload } from "../src/protocol/index.ts";
 import type { AgentStats } from "../src/simulator/agent.ts";
-import { SimAgent } from "../src/simulator/agent.ts";
+import { newAgentStats, SimAgent } from "../src/simulator/agent.ts";
 import { enroll } from "../src/simulator/client.ts";
 import { makePayload, simHost } from "../src/simulator/data.ts";
 import { connect, withAdmin } from "../src/storage/db.ts";
@@ -177,16 +177,7 @@ await withAdmin(
     values (${t!.id}, 'bench', ${hash}, now() + interval '1 day', ${AGENTS})`,
 );
 const address = `localhost:${grpcPort}`;
-const stats: AgentStats = {
-  sent: 0,
-  resent: 0,
-  acked: 0,
-  rejected: 0,
-  retried: 0,
-  ackedSamples: {},
-  streamErrors: 0,
-  lastError: "",
-};
+const stats: AgentStats = newAgentStats();
 const agents: SimAgent[] = [];
 for (let i = 0; i < AGENTS; i++) {
   const identity = await enroll({ address, caPem: ca!.cert_pem, token, kind: "agent", name: `bench-${i}` });

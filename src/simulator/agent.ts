@@ -43,6 +43,20 @@ export interface AgentStats {
   lastError: string;
 }
 
+/** Counters at zero, shared by all the agents of one simulator run. */
+export function newAgentStats(): AgentStats {
+  return {
+    sent: 0,
+    resent: 0,
+    acked: 0,
+    rejected: 0,
+    retried: 0,
+    ackedSamples: {},
+    streamErrors: 0,
+    lastError: "",
+  };
+}
+
 export interface SimAgentOptions {
   identity: Identity;
   address: string;

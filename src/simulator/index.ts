@@ -11,7 +11,7 @@
  */
 import type { TelemetryKind } from "../bus/telemetry.ts";
 import type { Compression } from "../protocol/compression.ts";
-import { type AgentStats, SimAgent } from "./agent.ts";
+import { type AgentStats, newAgentStats, SimAgent } from "./agent.ts";
 import { enroll, type Identity } from "./client.ts";
 import { simHost } from "./data.ts";
 
@@ -66,16 +66,7 @@ const PROBE_KINDS = new Set<TelemetryKind>(["scans", "snmp"]);
 
 export function createSimulator(o: SimulatorOptions): Simulator {
   const kind: "agent" | "probe" = o.kinds.every((k) => PROBE_KINDS.has(k)) ? "probe" : "agent";
-  const stats: AgentStats = {
-    sent: 0,
-    resent: 0,
-    acked: 0,
-    rejected: 0,
-    retried: 0,
-    ackedSamples: {},
-    streamErrors: 0,
-    lastError: "",
-  };
+  const stats: AgentStats = newAgentStats();
   const agents: SimAgent[] = [];
   const cache = o.reusePayloads ? new Map() : null;
   let ids: Identity[] = [];

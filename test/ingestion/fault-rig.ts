@@ -21,7 +21,7 @@ import { Registry } from "../../src/observability/metrics.ts";
 import { generateEnrollmentToken } from "../../src/pki/tokens.ts";
 import { createKeyring } from "../../src/security/keyring.ts";
 import type { AgentStats } from "../../src/simulator/agent.ts";
-import { SimAgent } from "../../src/simulator/agent.ts";
+import { newAgentStats, SimAgent } from "../../src/simulator/agent.ts";
 import { enroll } from "../../src/simulator/client.ts";
 import { simHost } from "../../src/simulator/data.ts";
 import { connect as connectDb, type Sql, withAdmin } from "../../src/storage/db.ts";
@@ -112,16 +112,7 @@ export async function startRig(o: RigOptions): Promise<Rig> {
       values (${tenant}, 'fault', 'agent', ${hash}, ${new Date(Date.now() + 3_600_000)}, ${o.agents})`,
   );
   const address = `localhost:${gateway.port}`;
-  const stats: AgentStats = {
-    sent: 0,
-    resent: 0,
-    acked: 0,
-    rejected: 0,
-    retried: 0,
-    ackedSamples: {},
-    streamErrors: 0,
-    lastError: "",
-  };
+  const stats: AgentStats = newAgentStats();
   const agents: SimAgent[] = [];
   for (let i = 0; i < o.agents; i++) {
     const identity = await enroll({
