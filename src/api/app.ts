@@ -1,7 +1,7 @@
 /**
- * The API as one Elysia plugin: mount it on the collector's HTTP app (`http.use(apiPlugin(deps))`, then
- * `http.compile()`, since routes added after listen() are not served until recompiled). Tests mount it on a
- * fresh createHttpApp() and drive it with app.handle(new Request(...)).
+ * The API as one Elysia plugin: the api role mounts it on the collector's HTTP app
+ * (`http.use(apiPlugin(deps))`; the collector recompiles the app once every role has mounted its routes). Tests
+ * mount it on a fresh createHttpApp() and drive it with app.handle(new Request(...)).
  */
 import { Elysia } from "elysia";
 import { VERSION } from "../app/version.ts";

@@ -32,7 +32,6 @@ export const apiRole: RoleDefinition = {
         };
         await prepareSetupCode(deps);
         ctx.http.use(apiPlugin(deps));
-        ctx.http.compile(); // routes added after listen() are served only once recompiled
         mounted = true;
         ctx.log.info({ store: store.kind }, "API mounted under /api/v1");
       },

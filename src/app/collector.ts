@@ -226,6 +226,8 @@ export function createCollector({ config, log }: CollectorOptions): Collector {
         readiness: () => svc.readiness?.() ?? null,
       });
     }
+    // roles mount their routes after listen(); Elysia serves such routes only once the app is recompiled
+    http.compile();
     pending.delete("starting");
     log.info(
       { ms: Math.round(performance.now() - t0), url: `http://${config.api.host}:${httpPort}` },

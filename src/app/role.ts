@@ -27,7 +27,7 @@ export interface RoleContext {
   keyring: Keyring;
   /** The data directory (absolute). */
   dataDir: string;
-  /** The HTTP server on api.port; roles may mount routes on it. */
+  /** The HTTP server on api.port; roles may mount routes on it (the collector recompiles it after the roles start). */
   http: Elysia;
 }
 

@@ -13,7 +13,6 @@ export const wgmanagerRole: RoleDefinition = {
     // peers span every tenant and rotation affects them all: superadmins only (same tokens as the API)
     const auth = roleAuthorizer(ctx, "superadmin");
     ctx.http.use(wireguardRoutes(manager, (request) => auth.authorize(request)));
-    ctx.http.compile(); // routes added after listen() are served only once recompiled
     return {
       name: manager.name,
       start: () => manager.start(),
