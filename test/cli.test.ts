@@ -134,6 +134,36 @@ describe("cli", () => {
     expect(f.msg).toContain("choose another with --data-dir");
   });
 
+  test("an external database that does not answer: exit 1 naming database.url, without a stack trace", async () => {
+    const r = await runCli(["serve", "--data-dir", tempDir(), "--roles", "api"], {
+      env: {
+        SECUMON_API__PORT: String(freePort()),
+        SECUMON_DATABASE__URL: `postgres://secumon:not-this-password@127.0.0.1:${freePort()}/secumon`,
+      },
+    });
+    expect(r.code).toBe(1);
+    const f = fatalOf(r.stderr);
+    expect(f.code).toBe("DATABASE_UNAVAILABLE");
+    expect(f.msg).toContain("Check database.url in the config");
+    expect(r.stderr).not.toContain("not-this-password");
+    expect(r.stderr).not.toContain("    at ");
+  });
+
+  test("an external NATS that does not answer: exit 1 naming nats.url", async () => {
+    const r = await runCli(["serve", "--data-dir", tempDir(), "--roles", "ingestion"], {
+      env: {
+        SECUMON_API__PORT: String(freePort()),
+        SECUMON_DATABASE__EMBEDDED__PORT: String(freePort()),
+        SECUMON_NATS__URL: `nats://127.0.0.1:${freePort()}`,
+      },
+      timeoutMs: 60_000,
+    });
+    expect(r.code).toBe(1);
+    const f = fatalOf(r.stderr);
+    expect(f.code).toBe("DEPENDENCY_UNAVAILABLE");
+    expect(f.msg).toContain("Check nats.url in the config");
+  });
+
   test("a missing PostgreSQL installation: exit 1 saying how to install it or use database.url", async () => {
     const empty = tempDir();
     mkdirSync(join(empty, "bin"));

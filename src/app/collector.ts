@@ -153,7 +153,9 @@ export function createCollector({ config, log }: CollectorOptions): Collector {
       });
       const db = sql;
       if (!children.has("postgres")) {
-        await group.start(new ExternalWatch("database", () => db`select 1`.then(() => true), log));
+        await group.start(
+          new ExternalWatch("database", "database.url", () => db`select 1`.then(() => true), log),
+        );
       }
       pending.add("migrations: running");
       await runMigrations(db, embeddedMigrations, log.child({ component: "migrate" }));
@@ -185,7 +187,7 @@ export function createCollector({ config, log }: CollectorOptions): Collector {
         natsUrlValue = natsUrl({ host: config.nats.host, port });
       } else {
         const url = natsUrlValue;
-        await group.start(new ExternalWatch("nats", () => natsReady(url), log));
+        await group.start(new ExternalWatch("nats", "nats.url", () => natsReady(url), log));
       }
     }
 

@@ -1,4 +1,5 @@
 /** Watches an external dependency (database or NATS we do not supervise) so /ready reflects it. */
+import { CollectorError } from "../lib/errors.ts";
 import type { Service } from "../lib/lifecycle.ts";
 import type { Logger } from "../observability/logger.ts";
 
@@ -8,6 +9,8 @@ export class ExternalWatch implements Service {
 
   constructor(
     readonly name: string,
+    /** The setting that points at the dependency, named in the error when it is unreachable at start. */
+    private readonly setting: string,
     private readonly check: () => Promise<boolean>,
     private readonly log: Logger,
     private readonly intervalMs = 5000,
@@ -16,8 +19,9 @@ export class ExternalWatch implements Service {
   async start(): Promise<void> {
     await this.probe();
     if (this.reason) {
-      throw new Error(
-        `${this.name} is not reachable: ${this.reason}. Check its URL in the config and that it is running.`,
+      throw new CollectorError(
+        this.name === "database" ? "DATABASE_UNAVAILABLE" : "DEPENDENCY_UNAVAILABLE",
+        `${this.name} is not reachable (${this.reason}). Check ${this.setting} in the config and that the server is running.`,
       );
     }
     this.timer = setInterval(() => void this.probe(), this.intervalMs);

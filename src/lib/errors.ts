@@ -13,6 +13,7 @@ export type ErrorCode =
   | "MIGRATION_FAILED"
   | "MIGRATION_CHECKSUM"
   | "DATABASE_UNAVAILABLE"
+  | "DEPENDENCY_UNAVAILABLE"
   | "NOT_FOUND"
   | "BAD_REQUEST"
   | "UNAUTHENTICATED"
@@ -77,6 +78,7 @@ function defaultStatus(code: ErrorCode): number {
     case "RATE_LIMITED":
       return 429;
     case "DATABASE_UNAVAILABLE":
+    case "DEPENDENCY_UNAVAILABLE":
       return 503;
     default:
       return 500;
