@@ -3,8 +3,10 @@
  * enrollment tokens for agents/probes (`smet_…`, the gateway consumes them) and API keys for automation
  * (`smk_…`, a role up to admin, optional expiry). Listing never returns a token; DELETE revokes.
  */
+import { readFileSync } from "node:fs";
 import { Elysia, t } from "elysia";
 import { randomSecret, sha256 } from "../../auth/secrets.ts";
+import { CollectorError } from "../../lib/errors.ts";
 import { generateEnrollmentToken } from "../../pki/tokens.ts";
 import { type Tx, withTenant } from "../../storage/db.ts";
 import type { ApiDeps } from "../deps.ts";
@@ -117,6 +119,38 @@ export function credentialRoutes(deps: ApiDeps) {
         auth: "admin",
         params: IdParams,
         detail: { summary: "Revoke an enrollment token", tags: ["enrollment"] },
+      },
+    )
+    .get(
+      "/enrollment-ca",
+      async () => {
+        // an operator-supplied CA (gateway.tls.ca_file) wins, as in the gateway; else the collector's own CA,
+        // platform-wide (no tenant): read with the login role, like the gateway. Its private key is never read.
+        const file = deps.config.gateway.tls.ca_file;
+        if (file) {
+          try {
+            return { certificate_pem: readFileSync(file, "utf8"), source: "gateway.tls.ca_file" as const };
+          } catch {
+            throw new CollectorError(
+              "NOT_FOUND",
+              "gateway.tls.ca_file cannot be read by the API: give agents that CA certificate file directly, or check its path and permissions",
+            );
+          }
+        }
+        const [row] = await deps.sql<{ cert_pem: string }[]>`select cert_pem from gateway_ca where id = 1`;
+        if (row) return { certificate_pem: row.cert_pem, source: "collector" as const };
+        throw new CollectorError(
+          "NOT_FOUND",
+          "the collector CA does not exist yet: it is created when the gateway role first starts; start it (serve --roles gateway) and retry",
+        );
+      },
+      {
+        auth: "admin",
+        detail: {
+          summary:
+            "The CA certificate (PEM) agents and probes trust when they enroll with a token (give it to them with the token)",
+          tags: ["enrollment"],
+        },
       },
     )
     .get(
