@@ -261,6 +261,20 @@ describe("logs, target results, inventory", () => {
     ]);
     expect((await get("/api/v1/inventory/packages?name=openssl", otherToken)).body.data).toEqual([]);
   });
+
+  test("a page past the end: no rows, and the real total (as every other list), not 0", async () => {
+    const cases: [string, number][] = [
+      [`/api/v1/agents/${web1}/logs?from=-2h`, 4],
+      [`/api/v1/targets/${target}/results?from=-3h&success=false`, 10],
+      ["/api/v1/inventory/packages?name=openssl&version=3.0.2", 2],
+      [`/api/v1/agents/${web1}/inventory/changes?item_type=package`, 1],
+    ];
+    for (const [path, total] of cases) {
+      const r = await get(`${path}&offset=500&limit=5`);
+      expect(r.status).toBe(200);
+      expect(r.body).toEqual({ data: [], pagination: { limit: 5, offset: 500, total } });
+    }
+  });
 });
 
 describe("availability reports", () => {

@@ -51,12 +51,22 @@ export async function list<T>(tx: Tx, s: ListSpec): Promise<Page<T>> {
   const rows = await tx`
     select *, count(*) over ()::int as total_count from (${s.from} ${where}) q
     order by ${order} limit ${limit} offset ${offset}`;
-  let total: number | undefined;
-  if (!rows.length && offset > 0) {
-    const [c] = await tx`select count(*)::int as n from (${s.from} ${where}) q`;
-    total = (c?.n as number) ?? 0;
-  }
-  return pageOf<T>(rows, limit, offset, total);
+  return pastTheEnd<T>(rows, limit, offset, () => tx`select count(*)::int as n from (${s.from} ${where}) q`);
+}
+
+/**
+ * pageOf, with the rule for a page past the end: the window count came back with no row to carry it, so the
+ * total is counted by `count` (a query answering `n`) instead of reported as 0. Every list does this.
+ */
+export async function pastTheEnd<T>(
+  rows: Record<string, unknown>[],
+  limit: number,
+  offset: number,
+  count: () => PromiseLike<readonly Record<string, unknown>[]>,
+): Promise<Page<T>> {
+  if (rows.length || offset === 0) return pageOf<T>(rows, limit, offset);
+  const [c] = await count();
+  return pageOf<T>(rows, limit, offset, Number(c?.n ?? 0));
 }
 
 /**

@@ -6,7 +6,7 @@ import { Elysia, t } from "elysia";
 import type { ApiDeps } from "../deps.ts";
 import { guardPlugin } from "../guard.ts";
 import { notFound } from "../lib/http-errors.ts";
-import { likePattern, pageOf } from "../lib/list.ts";
+import { likePattern, pastTheEnd } from "../lib/list.ts";
 import { IdParams } from "../lib/params.ts";
 import { inTenant } from "../lib/tx.ts";
 import { parseRange } from "../telemetry/range.ts";
@@ -26,18 +26,20 @@ export function inventoryRoutes(deps: ApiDeps) {
         const limit = query.limit ?? 100;
         const offset = query.offset ?? 0;
         return inTenant(deps, req, async (tx) => {
-          const rows = await tx`
-            select p.agent_id, a.name as agent_name, a.hostname, a.status as agent_status, p.manager, p.name, p.arch,
-                   p.version, p.first_seen, count(*) over ()::int as total_count
+          const from = tx`
             from inventory_packages p join agents a on a.id = p.agent_id
             where p.tenant_id = ${req.tenantId}
               ${query.name ? tx`and p.name = ${query.name}` : tx``}
               ${query.q ? tx`and p.name ilike ${likePattern(query.q)}` : tx``}
               ${query.version ? tx`and p.version = ${query.version}` : tx``}
               ${query.version_prefix ? tx`and p.version like ${`${query.version_prefix.replace(/[\\%_]/g, (m) => `\\${m}`)}%`}` : tx``}
-              ${query.manager ? tx`and p.manager = ${query.manager}` : tx``}
+              ${query.manager ? tx`and p.manager = ${query.manager}` : tx``}`;
+          const rows = await tx`
+            select p.agent_id, a.name as agent_name, a.hostname, a.status as agent_status, p.manager, p.name, p.arch,
+                   p.version, p.first_seen, count(*) over ()::int as total_count
+            ${from}
             order by p.name, p.version, a.name, p.agent_id limit ${limit} offset ${offset}`;
-          return pageOf(rows, limit, offset);
+          return pastTheEnd(rows, limit, offset, () => tx`select count(*)::int as n ${from}`);
         });
       },
       {
@@ -83,13 +85,15 @@ export function inventoryRoutes(deps: ApiDeps) {
         const offset = query.offset ?? 0;
         return inTenant(deps, req, async (tx) => {
           await agentExists(tx, params.id);
-          const rows = await tx`
-            select time, item_type, item, change, old_value, new_value, count(*) over ()::int as total_count
+          const from = tx`
             from inventory_changes
             where tenant_id = ${req.tenantId} and agent_id = ${params.id} and time >= ${range.from} and time < ${range.to}
-              ${query.item_type ? tx`and item_type = ${query.item_type}` : tx``}
+              ${query.item_type ? tx`and item_type = ${query.item_type}` : tx``}`;
+          const rows = await tx`
+            select time, item_type, item, change, old_value, new_value, count(*) over ()::int as total_count
+            ${from}
             order by time desc, id desc limit ${limit} offset ${offset}`;
-          return pageOf(rows, limit, offset);
+          return pastTheEnd(rows, limit, offset, () => tx`select count(*)::int as n ${from}`);
         });
       },
       {

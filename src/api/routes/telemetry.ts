@@ -11,7 +11,7 @@ import type { Tx } from "../../storage/db.ts";
 import type { ApiDeps } from "../deps.ts";
 import { guardPlugin } from "../guard.ts";
 import { invalid, notFound } from "../lib/http-errors.ts";
-import { pageOf } from "../lib/list.ts";
+import { pastTheEnd } from "../lib/list.ts";
 import { IdParams } from "../lib/params.ts";
 import { inTenant } from "../lib/tx.ts";
 import { parseRange, pickResolution, RESOLUTIONS, stepFor } from "../telemetry/range.ts";
@@ -183,15 +183,17 @@ export function telemetryRoutes(deps: ApiDeps) {
         return inTenant(deps, req, async (tx) => {
           await agentExists(tx, params.id);
           const levels = query.level ? LEVELS.slice(LEVELS.indexOf(query.level)) : null;
-          const rows = await tx`
-            select time, level, source, message, fields, count(*) over ()::int as total_count
+          const from = tx`
             from logs
             where tenant_id = ${req.tenantId} and agent_id = ${params.id} and time >= ${range.from} and time < ${range.to}
               ${levels ? tx`and level = any(${levels as unknown as string[]}::text[])` : tx``}
               ${query.source ? tx`and source = ${query.source}` : tx``}
-              ${query.q ? tx`and to_tsvector('simple', message) @@ websearch_to_tsquery('simple', ${query.q})` : tx``}
+              ${query.q ? tx`and to_tsvector('simple', message) @@ websearch_to_tsquery('simple', ${query.q})` : tx``}`;
+          const rows = await tx`
+            select time, level, source, message, fields, count(*) over ()::int as total_count
+            ${from}
             order by time desc limit ${limit} offset ${offset}`;
-          return pageOf(rows, limit, offset);
+          return pastTheEnd(rows, limit, offset, () => tx`select count(*)::int as n ${from}`);
         });
       },
       {
@@ -224,16 +226,18 @@ export function telemetryRoutes(deps: ApiDeps) {
         return inTenant(deps, req, async (tx) => {
           const [tg] = await tx`select 1 from targets where id = ${params.id}`;
           if (!tg) throw notFound("target");
-          const rows = await tx`
-            select time, probe_id, test_type, success, error_message, latency_ms, packet_loss, result_data,
-                   count(*) over ()::int as total_count
+          const from = tx`
             from scan_results
             where tenant_id = ${req.tenantId} and target_id = ${params.id} and time >= ${range.from} and time < ${range.to}
               ${query.test_type ? tx`and test_type = ${query.test_type}` : tx``}
               ${query.success === undefined ? tx`` : tx`and success = ${query.success}`}
-              ${query.probe_id ? tx`and probe_id = ${query.probe_id}` : tx``}
+              ${query.probe_id ? tx`and probe_id = ${query.probe_id}` : tx``}`;
+          const rows = await tx`
+            select time, probe_id, test_type, success, error_message, latency_ms, packet_loss, result_data,
+                   count(*) over ()::int as total_count
+            ${from}
             order by time desc limit ${limit} offset ${offset}`;
-          return pageOf(rows, limit, offset);
+          return pastTheEnd(rows, limit, offset, () => tx`select count(*)::int as n ${from}`);
         });
       },
       {
