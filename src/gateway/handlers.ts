@@ -196,11 +196,14 @@ async function openStream(
   d.presence.streamOpened(p, "online");
   let closed = false;
   let cleaned = false;
+  let expiry: ReturnType<typeof setTimeout> | null = null;
   const cleanup = () => {
     if (cleaned) return;
     cleaned = true;
     closed = true;
     untrack();
+    if (expiry) clearTimeout(expiry);
+    expiry = null;
     d.calls.release(key);
     d.metrics.openStreams.dec();
     d.presence.streamClosed(p);
@@ -215,11 +218,43 @@ async function openStream(
     d.metrics.refusals.inc({ reason: "revoked_while_open" });
     end(new GatewayError(Code.PERMISSION_DENIED, `${reason}; this stream is closed`, "revoked"));
   });
+  // the certificate was valid at the handshake; the stream must not outlive it
+  const notAfter = Date.parse(call.getAuthContext()?.sslPeerCertificate?.valid_to ?? "");
+  const armExpiry = () => {
+    const left = notAfter - Date.now();
+    if (left > MAX_TIMER_MS) {
+      expiry = setTimeout(armExpiry, MAX_TIMER_MS);
+      expiry.unref?.();
+      return;
+    }
+    expiry = setTimeout(
+      () => {
+        expiry = null;
+        d.metrics.refusals.inc({ reason: "cert_expired_while_open" });
+        end(certExpired(p, notAfter));
+      },
+      Math.max(0, left),
+    );
+    expiry.unref?.();
+  };
+  if (Number.isFinite(notAfter)) armExpiry();
   call.on("cancelled", cleanup);
   call.on("close", cleanup);
   call.on("finish", cleanup);
   call.on("error", () => cleanup());
   return { p, end, isClosed: () => closed };
+}
+
+/** setTimeout's longest delay (~24.8 days); a later notAfter re-arms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function certExpired(p: Principal, notAfter: number): GatewayError {
+  return new GatewayError(
+    Code.UNAUTHENTICATED,
+    `the client certificate of ${p.kind} ${p.id} expired at ${new Date(notAfter).toISOString()}; this stream is ` +
+      "closed. Renew the certificate before it expires (RenewCertificate), or enroll again, then reconnect",
+    "cert_expired",
+  );
 }
 
 function telemetryStream(d: HandlerDeps, svc: "agent" | "probe", kind: TelemetryKind) {

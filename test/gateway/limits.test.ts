@@ -14,7 +14,7 @@ import { enroll, identityClient, makeClient, unaryCall } from "../../src/simulat
 import { createSimulator } from "../../src/simulator/index.ts";
 import { tempDir } from "../support/tmp.ts";
 import { countMessages, createTenant, createToken, type Harness, startGateway } from "./harness.ts";
-import { expiredIdentity, openStream, refusal } from "./helpers.ts";
+import { expiredIdentity, openStream, refusal, shortLivedIdentity } from "./helpers.ts";
 
 x509.cryptoProvider.set(crypto);
 const EC = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
@@ -87,6 +87,34 @@ describe("operator CA and limits", () => {
     expect(e.code).toBe(status.UNAUTHENTICATED);
     expect(await countMessages(h.nc, `secumon.*.${tenant}.${id.id}`)).toBe(0);
   });
+
+  test("an open stream is closed UNAUTHENTICATED when its client certificate expires", async () => {
+    const id = await enroll({
+      address: h.address,
+      caPem: h.gw.caPem,
+      token: await createToken(h.sql, tenant),
+    });
+    const short = await shortLivedIdentity(caCert, caKey, id, 4000);
+    const c = identityClient(short, h.address);
+    clients.push(c);
+    const s = openStream(c, "SendMetrics");
+    const raw = encodePayload("metrics", { system: [{ time_unix_ms: Date.now(), cpu_usage: 1 }] });
+    s.send({ batch_id: "short-1", compression: 0, uncompressed_size: raw.byteLength, payload: raw });
+    expect((await s.next()).code).toBe(0);
+    // nothing more is sent: the gateway closes the stream itself when notAfter passes
+    const end = await s.closed;
+    expect(end.code).toBe(status.UNAUTHENTICATED);
+    expect(end.details).toMatch(/certificate .* expired at .*renew/i);
+    expect(await countMessages(h.nc, `secumon.metrics.${tenant}.${id.id}`)).toBe(1);
+    // the Connect stream too
+    const c2 = identityClient(await shortLivedIdentity(caCert, caKey, id, 3000), h.address);
+    clients.push(c2);
+    const conn = openStream(c2, "Connect");
+    conn.send({ heartbeat: { sent_unix_ms: Date.now() } });
+    const end2 = await conn.closed;
+    expect(end2.code).toBe(status.UNAUTHENTICATED);
+    expect(end2.details).toMatch(/renew/i);
+  }, 20_000);
 
   test("beyond the per-agent rate, batches are answered RESOURCE_EXHAUSTED with a retry hint", async () => {
     const id = await enroll({
