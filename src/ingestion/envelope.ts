@@ -4,7 +4,7 @@
  * permanent for that message: it is dead-lettered with the reason, never retried.
  */
 import { H, parseTelemetrySubject, type TelemetryKind } from "../bus/telemetry.ts";
-import { decodePayload, decompressBounded, isProtocolError, type PayloadFor } from "../protocol/index.ts";
+import { decompressBounded, isProtocolError, type PayloadFor, payloadType } from "../protocol/index.ts";
 import { isUuid } from "../telemetry/validate.ts";
 
 /** What the ingestion pipeline needs of a JetStream message (JsMsg fits). */
@@ -99,16 +99,35 @@ export function parseEnvelope(m: InMsg, expected: TelemetryKind, compressions: r
   };
 }
 
+/**
+ * Decompresses (bounded) and decodes a payload. The strict wire check (src/protocol/wire.ts) is NOT repeated
+ * here: the gateway ran it before publishing, and what the database receives is guarded anyway by the row
+ * validation (src/telemetry/validate.ts: types, ranges, time window). What remains is the structural check of
+ * protobufjs's decoder — truncated fields, lengths past the end, invalid wire types throw — so bytes from a
+ * foreign publisher on the subject end as a `malformed_protobuf` dead letter, never as a crash.
+ */
 export function decodeEnvelope<K extends TelemetryKind>(
   env: Envelope & { kind: K },
   data: Uint8Array,
   maxBytes: number,
 ): PayloadFor<K> {
+  let raw: Uint8Array;
   try {
-    const raw = decompressBounded(env.compression, data, env.declaredSize, maxBytes);
-    return decodePayload(env.kind, raw);
+    raw = decompressBounded(env.compression, data, env.declaredSize, maxBytes);
   } catch (e) {
     if (isProtocolError(e)) throw new DeadLetter(e.reason, e.message);
     throw e;
   }
+  const type = payloadType(env.kind);
+  try {
+    return type.toObject(type.decode(raw), TO_OBJECT) as PayloadFor<K>;
+  } catch (e) {
+    throw new DeadLetter(
+      "malformed_protobuf",
+      `payload is not a valid ${type.name}: ${String(e).slice(0, 120)}`,
+    );
+  }
 }
+
+/** The plain-object shape src/protocol/payload.ts documents (decodePayload's options, numbers for longs). */
+const TO_OBJECT = { longs: Number, enums: Number, defaults: true, arrays: true, objects: true } as const;
