@@ -4,6 +4,12 @@
  * immediately on a status change), never overwriting revoked/disabled. Status changes are published on the
  * EVENTS stream (src/bus/events.ts). A sweep also marks offline the rows still "online" whose last_seen is
  * older than offline_after (their gateway died), so the database converges whichever instance served them.
+ *
+ * With `redis.url` (several gateways), online/offline is decided in Redis instead (presence-redis.ts): every
+ * instance raises the shared last-seen of what it sees (an open stream counts as seen, refreshed every third of
+ * offline_after), and each transition is claimed atomically by one instance, which writes it and publishes the
+ * event — so an agent streaming through one gateway while another serves its unary calls never flaps, and an
+ * agent whose gateway died goes offline through the others. Without Redis, each instance decides alone.
  */
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { Sql } from "postgres";
@@ -12,6 +18,7 @@ import type { Logger } from "../observability/logger.ts";
 import type { Principal } from "../pki/identity.ts";
 import { withAdmin } from "../storage/db.ts";
 import type { Clock } from "./limits.ts";
+import { memberOf, parseMember, type SharedPresence } from "./presence-redis.ts";
 
 interface Entry {
   p: Principal;
@@ -22,6 +29,12 @@ interface Entry {
   dbStatus: string;
   writtenSeen: number;
   writtenAt: number;
+  /** shared mode: seen since the last Redis update */
+  dirty: boolean;
+  /** shared mode: last Redis update */
+  sharedAt: number;
+  /** shared mode: a transition claimed in Redis, to write even if dbStatus already says so */
+  force: boolean;
 }
 
 export interface PresenceOptions {
@@ -30,6 +43,8 @@ export interface PresenceOptions {
   log: Logger;
   offlineAfterMs: number;
   writeIntervalMs: number;
+  /** Redis-backed presence shared by several gateways (null: this instance decides alone) */
+  shared?: SharedPresence | null;
   now?: Clock;
 }
 
@@ -39,16 +54,30 @@ export class Presence {
   private timer: ReturnType<typeof setInterval> | null = null;
   private flushing: Promise<void> | null = null;
   private sweeps = 0;
+  private sharedFailing = false;
+  private readonly shared: SharedPresence | null;
 
   constructor(private readonly o: PresenceOptions) {
     this.now = o.now ?? Date.now;
+    this.shared = o.shared ?? null;
   }
 
   private entry(p: Principal, dbStatus: string): Entry {
     const key = `${p.kind}:${p.id}`;
     let e = this.entries.get(key);
     if (!e) {
-      e = { p, lastSeen: 0, streams: 0, status: "offline", dbStatus, writtenSeen: 0, writtenAt: 0 };
+      e = {
+        p,
+        lastSeen: 0,
+        streams: 0,
+        status: "offline",
+        dbStatus,
+        writtenSeen: 0,
+        writtenAt: 0,
+        dirty: false,
+        sharedAt: 0,
+        force: false,
+      };
       this.entries.set(key, e);
     }
     return e;
@@ -58,7 +87,8 @@ export class Presence {
   touch(p: Principal, dbStatus = "pending"): void {
     const e = this.entry(p, dbStatus);
     e.lastSeen = this.now();
-    e.status = "online";
+    e.dirty = true;
+    if (!this.shared) e.status = "online"; // shared: online once Redis says so (next tick)
   }
 
   streamOpened(p: Principal, dbStatus = "pending"): void {
@@ -71,11 +101,15 @@ export class Presence {
     if (!e) return;
     e.streams = Math.max(0, e.streams - 1);
     e.lastSeen = this.now();
+    e.dirty = true;
   }
 
   /** Forget a principal that was revoked/deleted (no more writes for it). */
   forget(p: Principal): void {
     this.entries.delete(`${p.kind}:${p.id}`);
+    if (this.shared && p.kind !== "collector") {
+      void this.shared.forget(memberOf({ kind: p.kind, id: p.id, tenantId: p.tenantId })).catch(() => {}); // an unforgotten member only expires: offline for a revoked row is never written
+    }
   }
 
   start(tickMs = 1000): void {
@@ -88,14 +122,16 @@ export class Presence {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.flushing;
-    // a stopping gateway's principals are not connected any more
+    // a stopping gateway's principals are not connected to it any more; with shared presence they may be
+    // connected to another instance (or reconnect to one), so Redis decides when they are offline
     for (const e of this.entries.values()) {
       e.streams = 0;
-      e.status = "offline";
+      if (!this.shared) e.status = "offline";
     }
     await this.flush(true).catch((err) =>
       this.o.log.warn({ err: String(err) }, "last presence write failed"),
     );
+    await this.shared?.close();
   }
 
   /** Writes what is due; runs at most once at a time. */
@@ -108,36 +144,126 @@ export class Presence {
 
   private async doFlush(force: boolean): Promise<void> {
     const t = this.now();
+    const events: PrincipalStatusEvent[] = [];
+    let goneElsewhere: { kind: "agent" | "probe"; ids: string[] }[] = [];
+    if (this.shared) {
+      try {
+        goneElsewhere = await this.syncShared(t);
+        if (this.sharedFailing) this.o.log.info({}, "shared presence (Redis) reachable again");
+        this.sharedFailing = false;
+      } catch (err) {
+        // statuses wait for Redis; last-seen keeps being written below
+        if (!this.sharedFailing) {
+          this.o.log.warn(
+            { err: String(err) },
+            "cannot update the shared presence in Redis (redis.url); online/offline changes wait until it is back — check Redis",
+          );
+        }
+        this.sharedFailing = true;
+      }
+    }
     const due: Entry[] = [];
     for (const e of this.entries.values()) {
-      if (e.streams === 0 && e.status === "online" && t - e.lastSeen >= this.o.offlineAfterMs)
+      if (!this.shared && e.streams === 0 && e.status === "online" && t - e.lastSeen >= this.o.offlineAfterMs)
         e.status = "offline";
-      const statusChange = e.status !== e.dbStatus && !(e.status === "offline" && e.dbStatus === "pending");
+      const statusChange =
+        e.force || (e.status !== e.dbStatus && !(e.status === "offline" && e.dbStatus === "pending"));
       const seenDue = e.lastSeen > e.writtenSeen && (force || t - e.writtenAt >= this.o.writeIntervalMs);
       if (statusChange || seenDue) due.push(e);
     }
-    const events: PrincipalStatusEvent[] = [];
     try {
       for (const kind of ["agent", "probe"] as const) {
         const batch = due.filter((e) => e.p.kind === kind);
         if (batch.length > 0) events.push(...(await this.write(kind, batch, t)));
       }
+      for (const g of goneElsewhere) events.push(...(await this.writeOffline(g.kind, g.ids, t)));
       if (++this.sweeps % 10 === 0 || force) events.push(...(await this.sweepStale()));
     } catch (err) {
       this.o.log.warn({ err: String(err) }, "could not write agent/probe last-seen; will retry");
       return;
     }
     for (const e of [...this.entries.values()]) {
-      if (
-        e.status === "offline" &&
-        e.streams === 0 &&
-        e.dbStatus !== "online" &&
-        e.writtenSeen >= e.lastSeen
-      ) {
+      const idle = this.shared
+        ? !e.dirty && t - e.lastSeen >= this.o.offlineAfterMs
+        : e.status === "offline" && e.dbStatus !== "online";
+      if (idle && e.streams === 0 && e.writtenSeen >= e.lastSeen)
         this.entries.delete(`${e.p.kind}:${e.p.id}`);
-      }
     }
     await this.publish(events);
+  }
+
+  /**
+   * Shared mode, once per tick: claims the expired members (offline), then raises the last-seen of what this
+   * instance saw (and of its open streams, every third of offline_after), claiming the ones coming online.
+   * Returns the offline principals this instance has no entry for (their rows are written by id).
+   */
+  private async syncShared(t: number): Promise<{ kind: "agent" | "probe"; ids: string[] }[]> {
+    const shared = this.shared as SharedPresence;
+    const cut = t - this.o.offlineAfterMs;
+    const elsewhere = { agent: [] as string[], probe: [] as string[] };
+    for (const m of await shared.expire(cut)) {
+      const sm = parseMember(m);
+      if (!sm) continue;
+      const e = this.entries.get(`${sm.kind}:${sm.id}`);
+      if (e && (e.streams > 0 || e.lastSeen > cut)) {
+        e.dirty = true; // still alive here (a refresh was missed): put it back below, no offline written
+        continue;
+      }
+      if (e) {
+        e.status = "offline";
+        e.force = true;
+      } else elsewhere[sm.kind].push(sm.id);
+    }
+    const refreshEvery = Math.max(1000, Math.floor(this.o.offlineAfterMs / 3));
+    const items: { member: string; seen: number; e: Entry }[] = [];
+    for (const e of this.entries.values()) {
+      if (e.p.kind === "collector") continue;
+      const streamRefresh = e.streams > 0 && t - e.sharedAt >= refreshEvery;
+      if (!e.dirty && !streamRefresh) continue;
+      const seen = e.streams > 0 ? t : e.lastSeen;
+      if (seen <= cut) continue; // too old to be online
+      items.push({ member: memberOf({ kind: e.p.kind, id: e.p.id, tenantId: e.p.tenantId }), seen, e });
+    }
+    if (items.length > 0) {
+      const came = new Set(await shared.touch(items, cut));
+      for (const it of items) {
+        it.e.dirty = false;
+        it.e.sharedAt = t;
+        if (it.e.streams > 0) it.e.lastSeen = Math.max(it.e.lastSeen, t);
+        if (came.has(it.member) || it.e.status !== "online") {
+          it.e.status = "online";
+          it.e.force = true;
+        }
+      }
+    }
+    return (["agent", "probe"] as const)
+      .filter((k) => elsewhere[k].length > 0)
+      .map((k) => ({ kind: k, ids: elsewhere[k] }));
+  }
+
+  /** Shared mode: a principal that went offline while no longer talking to this instance. */
+  private async writeOffline(
+    kind: "agent" | "probe",
+    ids: string[],
+    t: number,
+  ): Promise<PrincipalStatusEvent[]> {
+    const table = kind === "agent" ? "agents" : "probes";
+    const rows = await withAdmin(
+      this.o.sql,
+      (tx) => tx<{ id: string; tenant_id: string }[]>`
+        update ${tx(table)} set status = 'offline'
+         where id = any(${ids}::uuid[]) and status = 'online'
+        returning id, tenant_id`,
+    );
+    const at = new Date(t).toISOString();
+    return rows.map((r) => ({
+      kind,
+      id: r.id,
+      tenant_id: r.tenant_id,
+      status: "offline",
+      previous: "online",
+      at,
+    }));
   }
 
   private async write(kind: "agent" | "probe", batch: Entry[], t: number): Promise<PrincipalStatusEvent[]> {
@@ -166,6 +292,7 @@ export class Presence {
     for (const e of batch) {
       e.writtenAt = t;
       e.writtenSeen = e.lastSeen;
+      e.force = false;
       const r = byId.get(e.p.id);
       if (!r) {
         e.dbStatus = "deleted";
@@ -191,13 +318,21 @@ export class Presence {
     const secs = Math.ceil(this.o.offlineAfterMs / 1000);
     const at = new Date(this.now()).toISOString();
     const events: PrincipalStatusEvent[] = [];
+    // shared mode: what any instance saw recently stays online (null: Redis unreachable, skip the sweep)
+    let elsewhere: string[] = [];
+    if (this.shared) {
+      const online = await this.shared.online(this.now() - this.o.offlineAfterMs).catch(() => null);
+      if (online === null) return events;
+      elsewhere = online.map((m) => parseMember(m)?.id ?? "").filter(Boolean);
+    }
     for (const [kind, table] of [
       ["agent", "agents"],
       ["probe", "probes"],
     ] as const) {
       const live = [...this.entries.values()]
         .filter((e) => e.p.kind === kind && e.status === "online")
-        .map((e) => e.p.id);
+        .map((e) => e.p.id)
+        .concat(elsewhere);
       const rows = await withAdmin(
         this.o.sql,
         (tx) => tx<{ id: string; tenant_id: string }[]>`

@@ -26,6 +26,7 @@ import { Intake } from "./intake.ts";
 import { CallCounter, RateLimiter } from "./limits.ts";
 import { gatewayMetrics } from "./metrics.ts";
 import { Presence } from "./presence.ts";
+import { redisPresence } from "./presence-redis.ts";
 
 export interface GatewayDeps {
   config: Config;
@@ -85,7 +86,10 @@ export function createGateway(deps: GatewayDeps): GatewayService {
     await ensureEventsStream(await jetstreamManager(deps.nats));
 
     principals = new Principals(deps.sql, log);
+    // several gateways share online/offline through Redis; one alone decides in memory
+    const shared = deps.config.redis.url ? await redisPresence(deps.config.redis.url) : null;
     presence = new Presence({
+      shared,
       sql: deps.sql,
       js,
       log,

@@ -29,14 +29,18 @@ export interface HarnessOptions {
   natsUrl?: string;
   /** TELEMETRY max_bytes (0 = unlimited) — only meaningful on a server of the test's own */
   streamMaxBytes?: number;
+  /** the database of another harness (a second gateway instance of the same collector) */
+  sql?: Sql;
 }
+
+const keyrings = new WeakMap<Sql, ReturnType<typeof createKeyring>>();
 
 export async function startGateway(
   gateway: Record<string, unknown> = {},
   extra: Record<string, unknown> = {},
   o: HarnessOptions = {},
 ): Promise<Harness> {
-  const { sql } = await migratedSql();
+  const sql = o.sql ?? (await migratedSql()).sql;
   const natsUrl = o.natsUrl ?? (await testNats());
   const log = silentLogger();
   const nc = await connectNats(natsUrl, "gateway-test", log);
@@ -49,7 +53,12 @@ export async function startGateway(
     overrides: { data_dir: tempDir("secumon-gw-"), gateway: { grpc_port: 0, ...gateway }, ...extra },
   });
   const metrics = new Registry();
-  const gw = createGateway({ config, log, metrics, sql, nats: nc, keyring: createKeyring(randomBytes(32)) });
+  let keyring = keyrings.get(sql);
+  if (!keyring) {
+    keyring = createKeyring(randomBytes(32));
+    keyrings.set(sql, keyring); // a second instance on the same database unseals the same CA key
+  }
+  const gw = createGateway({ config, log, metrics, sql, nats: nc, keyring });
   await gw.start();
   return {
     sql,
