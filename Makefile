@@ -40,7 +40,7 @@ fmt: gen
 ## build: the single executable dist/secumon-collector (nats-server, wireguard-go and migrations embedded)
 build: gen
 	@mkdir -p dist
-	@$(BUN) build --compile --minify --sourcemap=none src/main.ts --outfile dist/secumon-collector 2>&1 | grep -v '^\s*$$' | tail -3
+	@$(BUN) build --compile --minify --bytecode --format=esm --sourcemap=none src/main.ts --outfile dist/secumon-collector 2>&1 | grep -v '^\s*$$' | tail -3
 	@ls -la dist/secumon-collector | awk '{printf "{\"level\":\"info\",\"msg\":\"built dist/secumon-collector (%.1f MiB)\"}\n", $$5/1048576}'
 
 bench-startup: build
