@@ -106,9 +106,10 @@ FallbackNTP=0.debian.pool.ntp.org 1.debian.pool.ntp.org 2.debian.pool.ntp.org 3.
 /** Boot loader defaults read by grub-mkconfig (update-grub), so kernel updates regenerate a working menu. */
 function grubDefaults(): string {
   return `# SecuMon appliance: serial and screen console, short menu. update-grub reads this after every kernel update.
-GRUB_TIMEOUT=2
+GRUB_TIMEOUT=1
 GRUB_DISTRIBUTOR="SecuMon Collector"
-GRUB_CMDLINE_LINUX_DEFAULT=""
+# quiet boot (the kernel's and systemd's messages are in the journal: journalctl -b); systemd still shows failures
+GRUB_CMDLINE_LINUX_DEFAULT="quiet systemd.show_status=auto"
 GRUB_CMDLINE_LINUX="console=tty0 console=ttyS0,115200n8 net.ifnames=1"
 GRUB_TERMINAL="console serial"
 GRUB_SERIAL_COMMAND="serial --speed=115200 --unit=0 --word=8 --parity=no --stop=1"
@@ -116,6 +117,54 @@ GRUB_DISABLE_OS_PROBER=true
 GRUB_DISABLE_RECOVERY=true
 `;
 }
+
+/**
+ * The drivers the initramfs carries (initramfs-tools MODULES=list plus a hook that adds these): the disks of the
+ * usual hypervisors and of common servers, the file systems of the disk and the live ISO, USB for a live ISO on a
+ * stick. They are only carried, not loaded: udev loads the ones the machine has (a module listed in
+ * /etc/initramfs-tools/modules would be loaded at every boot). Debian's default (MODULES=most) carries every
+ * storage driver: a 42 MB initramfs, slow to unpack on a small VM. Anything else loads from the root file system.
+ */
+export const INITRAMFS_MODULES = [
+  "# KVM, Proxmox, OpenStack",
+  "virtio_pci",
+  "virtio_blk",
+  "virtio_scsi",
+  "# IDE/SATA, SCSI disks and CD-ROMs",
+  "ata_piix",
+  "ata_generic",
+  "ahci",
+  "sd_mod",
+  "sr_mod",
+  "nvme",
+  "# VMware (PVSCSI, LSI Logic), Hyper-V, Xen",
+  "vmw_pvscsi",
+  "mptspi",
+  "mptsas",
+  "hv_vmbus",
+  "hv_storvsc",
+  "xen_blkfront",
+  "# server RAID/HBA",
+  "megaraid_sas",
+  "mpt3sas",
+  "# file systems: the disk (ext4), the live ISO (iso9660, squashfs, overlay)",
+  "ext4",
+  "crc32c_generic",
+  "crc32c_intel",
+  "isofs",
+  "squashfs",
+  "overlay",
+  "loop",
+  "# a live ISO on a USB stick; a USB keyboard for the emergency shell",
+  "xhci_pci",
+  "ehci_pci",
+  "ohci_pci",
+  "uhci_hcd",
+  "usb_storage",
+  "uas",
+  "hid_generic",
+  "usbhid",
+];
 
 export function render(o: RenderOptions = DEFAULTS): Map<string, RenderedFile> {
   const problems = validate(o);
@@ -128,6 +177,23 @@ export function render(o: RenderOptions = DEFAULTS): Map<string, RenderedFile> {
   add("etc/systemd/network/20-wired.network", network());
   add("etc/systemd/timesyncd.conf.d/secumon.conf", timesyncd(o));
   add("etc/default/grub.d/secumon.cfg", grubDefaults());
+  add(
+    "etc/initramfs-tools/conf.d/secumon.conf",
+    "# SecuMon appliance: only the drivers of hooks/secumon-drivers (see there); the rest loads from the disk\nMODULES=list\nCOMPRESS=gzip\n",
+  );
+  add(
+    "etc/initramfs-tools/hooks/secumon-drivers",
+    `#!/bin/sh
+# Drivers carried by the SecuMon appliance's initramfs (MODULES=list in conf.d/secumon.conf); udev loads those the
+# machine has. For a disk controller not listed here, add its module and run update-initramfs -u.
+case "$1" in prereqs) exit 0 ;; esac
+. /usr/share/initramfs-tools/hook-functions
+${INITRAMFS_MODULES.filter((m) => !m.startsWith("#"))
+  .map((m) => `manual_add_modules ${m}`)
+  .join("\n")}
+`,
+    0o755,
+  );
   add(
     "etc/secumon/appliance.env",
     `# read by the appliance's scripts (banner, upgrade)\nAPPLIANCE_API_PORT=${o.apiPort}\nAPPLIANCE_GRPC_PORT=${o.grpcPort}\n`,

@@ -22,7 +22,11 @@ import { tempDir } from "../support/tmp.ts";
 function files(opts = DEFAULTS) {
   const dir = tempDir();
   writeOverlay(dir, render(opts));
-  return { dir, read: (p: string) => readFileSync(join(dir, p), "utf8") };
+  return {
+    dir,
+    read: (p: string) => readFileSync(join(dir, p), "utf8"),
+    mode: (p: string) => statSync(join(dir, p)).mode & 0o777,
+  };
 }
 
 describe("appliance render", () => {
@@ -70,6 +74,30 @@ describe("appliance render", () => {
     expect(grub).toContain('GRUB_CMDLINE_LINUX="console=tty0 console=ttyS0,115200n8');
     expect(grub).not.toMatch(/vmlinuz|GRUB_DEFAULT=.*[0-9]+\.[0-9]+/); // grub-mkconfig finds the kernels
     expect(read("etc/systemd/timesyncd.conf.d/secumon.conf")).toContain("NTP=\n");
+    expect(grub).toContain('GRUB_CMDLINE_LINUX_DEFAULT="quiet systemd.show_status=auto"');
+  });
+
+  test("initramfs: carries (never force-loads) the disks of the usual hypervisors and the live ISO's file systems", () => {
+    const { read, mode } = files();
+    expect(read("etc/initramfs-tools/conf.d/secumon.conf")).toContain("MODULES=list\n");
+    const hook = read("etc/initramfs-tools/hooks/secumon-drivers");
+    expect(mode("etc/initramfs-tools/hooks/secumon-drivers")).toBe(0o755);
+    expect(hook).toStartWith("#!/bin/sh\n");
+    const added = [...hook.matchAll(/^manual_add_modules (\S+)$/gm)].map((m) => m[1]);
+    for (const m of [
+      "virtio_blk",
+      "virtio_scsi",
+      "ahci",
+      "nvme",
+      "vmw_pvscsi",
+      "hv_storvsc",
+      "ext4",
+      "squashfs",
+      "overlay",
+      "isofs",
+    ])
+      expect(added).toContain(m);
+    expect([...render().keys()]).not.toContain("etc/initramfs-tools/modules"); // would load every one at boot
   });
 
   test("bad options are refused, each named", () => {
