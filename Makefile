@@ -65,11 +65,11 @@ soak-gateway: gen
 image: build
 	@appliance/build
 
-## image-boot-test: boots dist/image's disk and ISO under qemu (TCG) and waits for /ready (minutes; not in make test)
-image-boot-test:
+## image-test: the appliance smoke test under qemu (TCG): boots, setup, a simulated agent, reboot, backup restored into a fresh copy, live ISO (~15 min; not in make test; run it under flock /tmp/secumon-bench.lock)
+image-test:
 	@appliance/boot-test
-## image-test: the appliance smoke test under qemu (the issue's name for image-boot-test)
-image-test: image-boot-test
+## image-boot-test: the same (its former name)
+image-boot-test: image-test
 .PHONY: image image-boot-test image-test
 
 ## bench-alerting: 2,000 rules × 20,000 series evaluation time, and alert latency (row committed → webhook) at a 1 s interval
