@@ -32,7 +32,7 @@ const h = await startGateway(
     enrollment_failures_per_minute: 100_000,
   },
   {},
-  { natsUrl: natsUrl({ host: "127.0.0.1", port }) },
+  { natsUrl: natsUrl({ host: "127.0.0.1", port }), shards: Number(process.env.SHARDS ?? 1) },
 );
 const tenant = await createTenant(h.sql);
 const token = await createToken(h.sql, tenant, { maxUses: null });

@@ -28,6 +28,7 @@ const AGENTS = Number(process.env.AGENTS ?? 32);
 const SECONDS = Number(process.env.SECONDS ?? 15);
 const INFLIGHT = Number(process.env.INFLIGHT ?? 8);
 const SYNC_INTERVAL = process.env.SYNC_INTERVAL ?? "always";
+const SHARDS = Number(process.env.SHARDS ?? 1);
 
 /** CPU seconds (user + system) a process has used so far. */
 const cpuSeconds = (pid: number | null) => {
@@ -64,7 +65,7 @@ const prof = process.env.CPU_PROF
   ? ["--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${process.env.CPU_PROF}`]
   : [];
 const child = Bun.spawn([process.execPath, ...prof, "bench/gateway-server.ts"], {
-  env: { ...process.env, SYNC_INTERVAL },
+  env: { ...process.env, SYNC_INTERVAL, SHARDS: String(SHARDS) },
   stdin: "pipe",
   stdout: "pipe",
   stderr: "inherit",
@@ -178,6 +179,7 @@ result({
   ack_p50_ms: q(0.5).toFixed(1),
   ack_p99_ms: q(0.99).toFixed(1),
   sync_interval: SYNC_INTERVAL,
+  shards: SHARDS,
   fsync_per_s: fsyncPerS,
   inflight: INFLIGHT,
   agents: AGENTS,

@@ -8,6 +8,16 @@
  * stream under steady load even with every batch consumed: acknowledged batches kept counting toward max_bytes
  * until they aged out.) Interest retention drops a message no consumer is interested in, so the durable
  * ingestion consumers are created together with the stream, by whichever process starts first.
+ *
+ * Shards (optional, default 1 = the single stream above): with `sync_interval: always` nats-server fsyncs every
+ * stored message and one stream stores one message at a time, so one stream's batches/s is the disk's serial
+ * fsync rate (nats-server 2.12 filestore; atomic batches fsync per message too — bench/gateway-jetstream.ts).
+ * Separate streams fsync in parallel. Shard k ≥ 1 is the stream `TELEMETRY_<k>`: the gateway publishes a
+ * source's batches to `secumon-shard.<k>.<kind>.<tenant>.<source>` (k = a hash of the source id, so its
+ * dedup window stays in one stream), and the stream's subject transform stores them under the usual
+ * `secumon.<kind>.<tenant>.<source>`, with the same headers and the same durable `ingest-<kind>` consumers.
+ * A consumer reads one stream: the ingestion must consume every stream of telemetryStreams(shards) before an
+ * installation runs more than one shard.
  */
 import {
   AckPolicy,
@@ -25,6 +35,41 @@ export type TelemetryKind = (typeof TELEMETRY_KINDS)[number];
 
 /** The durable consumer the ingestion workers share for one kind. */
 export const ingestConsumerName = (kind: TelemetryKind): string => `ingest-${kind}`;
+
+/** The stream of each shard: shard 0 is TELEMETRY itself. */
+export function telemetryStreamName(shard: number): string {
+  return shard === 0 ? TELEMETRY_STREAM : `${TELEMETRY_STREAM}_${shard}`;
+}
+
+export function telemetryStreams(shards = 1): string[] {
+  return Array.from({ length: Math.max(1, shards) }, (_, k) => telemetryStreamName(k));
+}
+
+/** The shard of a source (FNV-1a of its id): stable, so a resent batch meets its dedup window. */
+export function telemetryShard(sourceId: string, shards: number): number {
+  if (shards <= 1) return 0;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < sourceId.length; i++) h = Math.imul(h ^ sourceId.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % shards;
+}
+
+const SHARD_PREFIX = "secumon-shard";
+
+/**
+ * The subject the gateway publishes a batch on: the stored subject itself for shard 0, else the shard's
+ * intake subject (stored as `secumon.<kind>.<tenant>.<source>` by the shard stream's subject transform).
+ */
+export function telemetryPublishSubject(
+  kind: TelemetryKind,
+  tenantId: string,
+  sourceId: string,
+  shards = 1,
+): string {
+  const k = telemetryShard(sourceId, shards);
+  return k === 0
+    ? telemetrySubject(kind, tenantId, sourceId)
+    : `${SHARD_PREFIX}.${k}.${kind}.${tenantId}.${sourceId}`;
+}
 
 /** `secumon.<kind>.<tenant_id>.<source_id>` */
 export function telemetrySubject(kind: TelemetryKind, tenantId: string, sourceId: string): string {
@@ -55,6 +100,8 @@ export interface StreamLimits {
   /** 0 = unlimited (bounded by the server's max_file_store) */
   maxBytes: number;
   duplicateWindowMs?: number;
+  /** streams (default 1); see the header */
+  shards?: number;
 }
 
 /**
@@ -62,9 +109,27 @@ export interface StreamLimits {
  * safe from several processes. The ingestion role tunes its consumers (ack wait, max ack pending) afterwards.
  */
 export async function ensureTelemetryStream(jsm: JetStreamManager, limits: StreamLimits): Promise<void> {
+  const shards = Math.max(1, limits.shards ?? 1);
+  for (let k = 0; k < shards; k++) {
+    // max_bytes is per stream: the installation's budget is split between the shards
+    const maxBytes = limits.maxBytes > 0 ? Math.max(1, Math.floor(limits.maxBytes / shards)) : 0;
+    await ensureShard(jsm, k, { ...limits, maxBytes });
+  }
+}
+
+async function ensureShard(jsm: JetStreamManager, shard: number, limits: StreamLimits): Promise<void> {
+  const name = telemetryStreamName(shard);
   const cfg = {
-    name: TELEMETRY_STREAM,
-    subjects: TELEMETRY_KINDS.map((k) => `secumon.${k}.>`),
+    name,
+    ...(shard === 0
+      ? { subjects: TELEMETRY_KINDS.map((k) => `secumon.${k}.>`) }
+      : {
+          subjects: [`${SHARD_PREFIX}.${shard}.*.*.*`],
+          subject_transform: {
+            src: `${SHARD_PREFIX}.${shard}.*.*.*`,
+            dest: "secumon.{{wildcard(1)}}.{{wildcard(2)}}.{{wildcard(3)}}",
+          },
+        }),
     retention: RetentionPolicy.Interest,
     storage: StorageType.File,
     discard: DiscardPolicy.New, // a full stream refuses new batches (back-pressure) instead of dropping old ones
@@ -74,14 +139,14 @@ export async function ensureTelemetryStream(jsm: JetStreamManager, limits: Strea
     num_replicas: 1,
   };
   try {
-    const info = await jsm.streams.info(TELEMETRY_STREAM);
+    const info = await jsm.streams.info(name);
     const c = info.config;
     if (c.retention !== cfg.retention) {
       throw new CollectorError(
         "CONFIG_INVALID",
-        `the JetStream stream ${TELEMETRY_STREAM} was created with ${c.retention} retention by an older collector; ` +
+        `the JetStream stream ${name} was created with ${c.retention} retention by an older collector; ` +
           `this one needs ${cfg.retention}. Let the ingestion workers drain it (pending 0), then delete it ` +
-          `(nats stream rm ${TELEMETRY_STREAM}) and start again: it is recreated.`,
+          `(nats stream rm ${name}) and start again: it is recreated.`,
       );
     }
     if (
@@ -89,7 +154,7 @@ export async function ensureTelemetryStream(jsm: JetStreamManager, limits: Strea
       c.max_bytes !== cfg.max_bytes ||
       c.duplicate_window !== cfg.duplicate_window
     ) {
-      await jsm.streams.update(TELEMETRY_STREAM, { ...c, ...cfg });
+      await jsm.streams.update(name, { ...c, ...cfg });
     }
   } catch (err) {
     if (!/stream not found/i.test(String(err))) throw err;
@@ -100,11 +165,11 @@ export async function ensureTelemetryStream(jsm: JetStreamManager, limits: Strea
   for (const kind of TELEMETRY_KINDS) {
     const durable = ingestConsumerName(kind);
     try {
-      await jsm.consumers.info(TELEMETRY_STREAM, durable);
+      await jsm.consumers.info(name, durable);
     } catch (err) {
       if (!/consumer not found/i.test(String(err))) throw err;
       await jsm.consumers
-        .add(TELEMETRY_STREAM, {
+        .add(name, {
           durable_name: durable,
           filter_subject: `secumon.${kind}.>`,
           ack_policy: AckPolicy.Explicit,

@@ -6,7 +6,7 @@
  */
 import { JetStreamApiError, type JetStreamClient } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
-import { H, type TelemetryKind, telemetrySubject } from "../bus/telemetry.ts";
+import { H, type TelemetryKind, telemetryPublishSubject } from "../bus/telemetry.ts";
 import type { Principal } from "../pki/identity.ts";
 import { type Compression, decompressBounded } from "../protocol/compression.ts";
 import { isProtocolError } from "../protocol/errors.ts";
@@ -28,6 +28,8 @@ export interface IntakeOptions {
   js: JetStreamClient;
   maxUncompressedBytes: number;
   publishTimeoutMs?: number;
+  /** TELEMETRY shards (src/bus/telemetry.ts; default 1) */
+  shards?: number;
   now?: () => number;
 }
 
@@ -53,7 +55,8 @@ export class Intake {
     h.set(H.receivedAt, String((this.o.now ?? Date.now)()));
     try {
       // the subject's tenant and source come from the certificate, never from the batch
-      const ack = await this.o.js.publish(telemetrySubject(kind, p.tenantId, p.id), b.payload, {
+      const subject = telemetryPublishSubject(kind, p.tenantId, p.id, this.o.shards ?? 1);
+      const ack = await this.o.js.publish(subject, b.payload, {
         headers: h,
         timeout: this.o.publishTimeoutMs ?? 10_000,
       });

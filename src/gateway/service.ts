@@ -35,6 +35,11 @@ export interface GatewayDeps {
   sql: Sql;
   nats: NatsConnection | null;
   keyring: Keyring;
+  /**
+   * TELEMETRY shards to publish to (default 1). Programmatic only (bench, tests) until the ingestion consumes
+   * every shard stream: see src/bus/telemetry.ts.
+   */
+  telemetryShards?: number;
 }
 
 export interface GatewayService extends Service {
@@ -133,7 +138,11 @@ export function createGateway(deps: GatewayDeps): GatewayService {
         clientCertValidityMs: parseDuration(g.tls.client_cert_validity),
         wireguardEnabled: deps.config.wireguard.enabled,
       }),
-      intake: new Intake({ js, maxUncompressedBytes: g.max_uncompressed_bytes }),
+      intake: new Intake({
+        js,
+        maxUncompressedBytes: g.max_uncompressed_bytes,
+        shards: deps.telemetryShards ?? 1,
+      }),
       presence,
       calls: new CallCounter(g.max_connections, g.max_streams_per_source),
       batchLimiter,

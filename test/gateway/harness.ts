@@ -31,6 +31,8 @@ export interface HarnessOptions {
   streamMaxBytes?: number;
   /** the database of another harness (a second gateway instance of the same collector) */
   sql?: Sql;
+  /** TELEMETRY shards (src/bus/telemetry.ts) — only on a server of the test's own */
+  shards?: number;
 }
 
 const keyrings = new WeakMap<Sql, ReturnType<typeof createKeyring>>();
@@ -47,6 +49,7 @@ export async function startGateway(
   await ensureTelemetryStream(await jetstreamManager(nc), {
     maxAgeMs: 3_600_000,
     maxBytes: o.streamMaxBytes ?? 0,
+    shards: o.shards ?? 1,
   });
   const config = loadConfig({
     env: {},
@@ -58,7 +61,15 @@ export async function startGateway(
     keyring = createKeyring(randomBytes(32));
     keyrings.set(sql, keyring); // a second instance on the same database unseals the same CA key
   }
-  const gw = createGateway({ config, log, metrics, sql, nats: nc, keyring });
+  const gw = createGateway({
+    config,
+    log,
+    metrics,
+    sql,
+    nats: nc,
+    keyring,
+    telemetryShards: o.shards ?? 1,
+  });
   await gw.start();
   return {
     sql,
@@ -107,9 +118,10 @@ export async function telemetryMessages(
   filter: string,
   expect: number,
   timeoutMs = 10_000,
+  stream = "TELEMETRY",
 ) {
   const js = jetstream(nc);
-  const c = await js.consumers.get("TELEMETRY", { filter_subjects: [filter] });
+  const c = await js.consumers.get(stream, { filter_subjects: [filter] });
   const out: { subject: string; headers: Record<string, string>; data: Uint8Array }[] = [];
   if (expect === 0) return out;
   const iter = await c.consume({ expires: Math.min(timeoutMs, 30_000) });
@@ -126,8 +138,12 @@ export async function telemetryMessages(
 }
 
 /** How many messages the TELEMETRY stream holds for a subject filter. */
-export async function countMessages(nc: NatsConnection, filter: string): Promise<number> {
+export async function countMessages(
+  nc: NatsConnection,
+  filter: string,
+  stream = "TELEMETRY",
+): Promise<number> {
   const jsm = await jetstreamManager(nc);
-  const info = await jsm.streams.info("TELEMETRY", { subjects_filter: filter });
+  const info = await jsm.streams.info(stream, { subjects_filter: filter });
   return Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
 }
