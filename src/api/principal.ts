@@ -1,7 +1,15 @@
 /**
  * Who is calling: a user (JWT access token) or an API key, resolved from the Authorization header (or
- * X-API-Key), and the tenant the request acts on. Users are re-read on every request, so a disabled or
- * deleted account, a lowered role or a signed-out session stops working at once, not when the token expires.
+ * X-API-Key), and the tenant the request acts on.
+ *
+ * Revocation without a database read per request: the verified user row or API key is kept for
+ * PRINCIPAL_CACHE_MS (5 s) per process. What must stop at once still does, because it goes through the
+ * counter store, which every request consults (shared over Redis when `redis.url` is set):
+ *   - sign-out, and an admin disabling a user, changing their role or password, or deleting them: their
+ *     sessions are revoked (`session-revoked:<sid>` flags, checked on every request, never cached);
+ *   - a revoked API key: `apikey-revoked:<id>` flag, checked on every cache hit.
+ * Changes made outside the API (SQL by hand, a deleted tenant's users) take effect within 5 s. The cache
+ * saves a transaction per request (4 round trips): docs/api.md has the figures.
  */
 import { sha256 } from "../auth/secrets.ts";
 import { withAdmin } from "../storage/db.ts";
@@ -29,6 +37,68 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const isUuid = (s: string): boolean => UUID.test(s);
 
 export const revokedSessionKey = (sid: string) => `session-revoked:${sid}`;
+export const revokedApiKeyKey = (id: string) => `apikey-revoked:${id}`;
+
+/** How long a verified user row or API key is reused without a database read. */
+export const PRINCIPAL_CACHE_MS = 5000;
+const CACHE_MAX = 10_000;
+
+interface UserRow {
+  id: string;
+  email: string;
+  role: Role;
+  tenant_id: string | null;
+  disabled: boolean;
+}
+interface KeyRow {
+  id: string;
+  tenant_id: string;
+  name: string;
+  role: Role;
+  expires_at: Date | null;
+  revoked_at: Date | null;
+  last_used_at: Date | null;
+}
+interface Cached<T> {
+  row: T | undefined;
+  until: number;
+}
+const caches = new WeakMap<
+  ApiDeps,
+  { users: Map<string, Cached<UserRow>>; keys: Map<string, Cached<KeyRow>> }
+>();
+function cacheOf(deps: ApiDeps) {
+  let c = caches.get(deps);
+  if (!c) {
+    c = { users: new Map(), keys: new Map() };
+    caches.set(deps, c);
+  }
+  return c;
+}
+async function cached<T>(
+  map: Map<string, Cached<T>>,
+  key: string,
+  now: number,
+  load: () => Promise<T | undefined>,
+): Promise<T | undefined> {
+  const hit = map.get(key);
+  if (hit && hit.until > now) return hit.row;
+  const row = await load();
+  if (map.size >= CACHE_MAX) map.clear();
+  map.set(key, { row, until: now + PRINCIPAL_CACHE_MS });
+  return row;
+}
+
+/** Drops this process's cached principals (a tenant was deleted, a user removed): the next request re-reads. */
+export function forgetPrincipals(deps: ApiDeps, userId?: string): void {
+  const c = caches.get(deps);
+  if (!c) return;
+  if (userId) c.users.delete(userId);
+  else {
+    c.users.clear();
+    c.keys.clear();
+  }
+}
 
 function bearer(headers: Headers): string | null {
   const h = headers.get("authorization");
@@ -58,12 +128,13 @@ export async function authenticate(
   if (claims.sid && (await deps.store.has(revokedSessionKey(claims.sid)))) {
     throw unauthenticated("this session was signed out; sign in again");
   }
-  const rows = await withAdmin(
-    deps.sql,
-    (tx) => tx<{ id: string; email: string; role: Role; tenant_id: string | null; disabled: boolean }[]>`
-      select id, email, role, tenant_id, disabled from users where id = ${claims.sub}`,
-  );
-  const u = rows[0];
+  const u = await cached(cacheOf(deps).users, claims.sub, deps.now(), async () => {
+    const rows = await withAdmin(
+      deps.sql,
+      (tx) => tx<UserRow[]>`select id, email, role, tenant_id, disabled from users where id = ${claims.sub}`,
+    );
+    return rows[0];
+  });
   if (!u || u.disabled) throw unauthenticated("this account no longer exists or is disabled");
   if ((u.tenant_id ?? null) !== (claims.tid ?? null))
     throw unauthenticated("the account moved; sign in again");
@@ -82,28 +153,32 @@ export async function authenticate(
 async function apiKeyPrincipal(deps: ApiDeps, token: string): Promise<Principal> {
   const hash = sha256(token);
   const now = new Date(deps.now());
-  const k = await withAdmin(deps.sql, async (tx) => {
-    const rows = await tx<
-      {
-        id: string;
-        tenant_id: string;
-        name: string;
-        role: Role;
-        expires_at: Date | null;
-        revoked_at: Date | null;
-        last_used_at: Date | null;
-      }[]
-    >`select id, tenant_id, name, role, expires_at, revoked_at, last_used_at from api_keys where key_hash = ${hash}`;
-    const key = rows[0];
-    if (
-      key &&
-      !key.revoked_at &&
-      (!key.last_used_at || now.getTime() - key.last_used_at.getTime() > 60_000)
-    ) {
-      await tx`update api_keys set last_used_at = ${now} where id = ${key.id}`;
-    }
-    return key;
-  });
+  const c = cacheOf(deps).keys;
+  const id = hash.toString("hex");
+  const fresh = c.get(id);
+  if (
+    fresh &&
+    fresh.until > now.getTime() &&
+    fresh.row &&
+    (await deps.store.has(revokedApiKeyKey(fresh.row.id)))
+  ) {
+    c.delete(id);
+  }
+  const k = await cached(c, id, now.getTime(), () =>
+    withAdmin(deps.sql, async (tx) => {
+      const rows = await tx<KeyRow[]>`
+      select id, tenant_id, name, role, expires_at, revoked_at, last_used_at from api_keys where key_hash = ${hash}`;
+      const key = rows[0];
+      if (
+        key &&
+        !key.revoked_at &&
+        (!key.last_used_at || now.getTime() - key.last_used_at.getTime() > 60_000)
+      ) {
+        await tx`update api_keys set last_used_at = ${now} where id = ${key.id}`;
+      }
+      return key;
+    }),
+  );
   if (!k || k.revoked_at) throw unauthenticated("this API key is unknown or was revoked; create a new one");
   if (k.expires_at && k.expires_at.getTime() <= now.getTime()) {
     throw unauthenticated("this API key has expired; create a new one");

@@ -1,7 +1,17 @@
-/** Passwords: argon2id (Bun.password), with a policy and a constant-cost path for unknown accounts. */
+/**
+ * Passwords: argon2id (Bun.password), with a policy and a constant-cost path for unknown accounts.
+ *
+ * Parameters: m=19 MiB, t=2, p=1 — OWASP's argon2id minimum, deliberately not lower. One hash costs ~45 ms of
+ * one core on the 2-core appliance (`make bench-api` prints it), so sign-in tops out near 40/s and 20
+ * simultaneous sign-ins queue for ~0.5 s: accepted, sign-in is rare next to reads. docs/api.md explains the
+ * choice. Hashes made with other parameters (older, weaker or stronger) still verify — the PHC string carries
+ * its own — and are replaced with a current one at the next successful sign-in (needsRehash).
+ */
 import { CollectorError } from "../lib/errors.ts";
 
 const OPTS = { algorithm: "argon2id", memoryCost: 19456, timeCost: 2 } as const; // OWASP's argon2id minimum
+/** The current parameters as they appear in a PHC string. */
+export const PASSWORD_PARAMS = `m=${OPTS.memoryCost},t=${OPTS.timeCost},p=1`;
 
 export const MIN_PASSWORD_LENGTH = 12;
 export const MAX_PASSWORD_LENGTH = 256;
@@ -33,4 +43,10 @@ export async function verifyPassword(password: string, hash: string | null): Pro
     return false;
   }
   return Bun.password.verify(password, hash).catch(() => false);
+}
+
+/** True when `hash` is not an argon2id hash with the current parameters (it should be replaced at sign-in). */
+export function needsRehash(hash: string): boolean {
+  const m = /^\$argon2id\$v=19\$([^$]+)\$/.exec(hash);
+  return m?.[1] !== PASSWORD_PARAMS;
 }

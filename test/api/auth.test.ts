@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, test } from "bun:test";
+import { needsRehash, PASSWORD_PARAMS } from "../../src/auth/passwords.ts";
 import { totpNow } from "../../src/auth/totp.ts";
 import { type Harness, harness, login, PASSWORD, seedTenant, seedUser } from "./harness.ts";
 
@@ -203,5 +204,75 @@ describe("TOTP MFA", () => {
     expect(act.status).toBe(200);
     expect(act.body.session.access_token).toBeString();
     expect((await h.call("GET", "/api/v1/users", { token: act.body.session.access_token })).status).toBe(200);
+  });
+});
+
+describe("principal cache (src/api/principal.ts): what must stop at once still does", () => {
+  test("a revoked API key is refused on its next request, though its principal is cached", async () => {
+    const admin = await login(h, "admin@acme.test");
+    const k = await h.call("POST", "/api/v1/api-keys", {
+      token: admin.access_token,
+      body: { name: "ci", role: "viewer" },
+    });
+    expect(k.status).toBe(201);
+    const use = () => h.call("GET", "/api/v1/agents", { headers: { "x-api-key": k.body.key } });
+    expect((await use()).status).toBe(200);
+    expect((await use()).status).toBe(200); // served from the cache
+    const del = await h.call("DELETE", `/api/v1/api-keys/${k.body.id}`, { token: admin.access_token });
+    expect(del.status).toBe(200);
+    const r = await use();
+    expect(r.status).toBe(401);
+    expect(r.body.error).toContain("revoked");
+  });
+
+  test("a deleted user's access token is refused on its next request", async () => {
+    const admin = await login(h, "admin@acme.test");
+    await seedUser(h, "leaver@acme.test", "operator", tenant);
+    const leaver = await login(h, "leaver@acme.test");
+    const me = () => h.call("GET", "/api/v1/auth/me", { token: leaver.access_token });
+    expect((await me()).status).toBe(200);
+    const [u] = await h.deps.sql`select id from users where email = 'leaver@acme.test'`;
+    const del = await h.call("DELETE", `/api/v1/users/${u?.id}`, { token: admin.access_token });
+    expect(del.status).toBe(204);
+    expect((await me()).status).toBe(401);
+  });
+
+  test("another tenant's user id: 404, and nobody is signed out", async () => {
+    const other = await seedTenant(h, "other-co");
+    await seedUser(h, "someone@other.test", "admin", other);
+    const someone = await login(h, "someone@other.test");
+    const [u] = await h.deps.sql`select id from users where email = 'someone@other.test'`;
+    const admin = await login(h, "admin@acme.test");
+    const del = await h.call("DELETE", `/api/v1/users/${u?.id}`, { token: admin.access_token });
+    expect(del.status).toBe(404);
+    expect((await h.call("GET", "/api/v1/auth/me", { token: someone.access_token })).status).toBe(200);
+  });
+});
+
+describe("argon2id parameters", () => {
+  test("a hash made with other parameters still verifies and is replaced at sign-in", async () => {
+    const old = await Bun.password.hash(PASSWORD, { algorithm: "argon2id", memoryCost: 4096, timeCost: 1 });
+    await h.deps.sql`
+      insert into users (email, role, tenant_id, password_hash) values ('old@acme.test', 'viewer', ${tenant}, ${old})`;
+    await login(h, "old@acme.test");
+    const [u] = await h.deps.sql`select password_hash from users where email = 'old@acme.test'`;
+    expect(u?.password_hash).not.toBe(old);
+    expect(u?.password_hash).toContain(`$${PASSWORD_PARAMS}$`);
+    expect(needsRehash(u?.password_hash as string)).toBe(false);
+    await login(h, "old@acme.test"); // the new hash verifies
+    const [again] = await h.deps.sql`select password_hash from users where email = 'old@acme.test'`;
+    expect(again?.password_hash).toBe(u?.password_hash); // current parameters: left alone
+  });
+
+  test("a wrong password never rehashes", async () => {
+    const old = await Bun.password.hash(PASSWORD, { algorithm: "argon2id", memoryCost: 4096, timeCost: 1 });
+    await h.deps.sql`
+      insert into users (email, role, tenant_id, password_hash) values ('old2@acme.test', 'viewer', ${tenant}, ${old})`;
+    const r = await h.call("POST", "/api/v1/auth/login", {
+      body: { email: "old2@acme.test", password: "wrong password here" },
+    });
+    expect(r.status).toBe(401);
+    const [u] = await h.deps.sql`select password_hash from users where email = 'old2@acme.test'`;
+    expect(u?.password_hash).toBe(old);
   });
 });

@@ -5,7 +5,7 @@
  * one address within `duration` block that address. Both answer 429 with Retry-After.
  */
 import { Elysia, t } from "elysia";
-import { checkPasswordPolicy, hashPassword, verifyPassword } from "../../auth/passwords.ts";
+import { checkPasswordPolicy, hashPassword, needsRehash, verifyPassword } from "../../auth/passwords.ts";
 import { issueSession, revokeFamily, revokeUserSessions, rotateRefresh } from "../../auth/sessions.ts";
 import { parseDuration } from "../../config/schema.ts";
 import { withAdmin } from "../../storage/db.ts";
@@ -88,8 +88,12 @@ export function authRoutes(deps: ApiDeps) {
           if (u && !u.disabled) await recordFailure(u, now, c);
           throw unauthenticated("wrong e-mail address or password");
         }
+        // a hash made with other argon2 parameters is replaced while the password is at hand
+        const rehash =
+          u.password_hash && needsRehash(u.password_hash) ? await hashPassword(body.password) : null;
         await withAdmin(deps.sql, async (tx) => {
           await tx`update users set failed_logins = 0, lockouts = 0, locked_until = null, last_login = ${now}
+                   ${rehash ? tx`, password_hash = ${rehash}` : tx``}
                    where id = ${u.id}`;
         });
         if (u.mfa_enabled && deps.config.api.auth.mfa.enabled) {

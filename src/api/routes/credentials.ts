@@ -15,7 +15,7 @@ import { audit } from "../lib/audit.ts";
 import { invalid, mapWriteError, notFound } from "../lib/http-errors.ts";
 import { list, PageQuery } from "../lib/list.ts";
 import { IdParams, Name } from "../lib/params.ts";
-import { API_KEY_PREFIX } from "../principal.ts";
+import { API_KEY_PREFIX, PRINCIPAL_CACHE_MS, revokedApiKeyKey } from "../principal.ts";
 
 const TOKEN_COLS =
   "id, tenant_id, label, principal_kind, expires_at, max_uses, uses, revoked_at, created_by, created_at, updated_at";
@@ -206,8 +206,8 @@ export function credentialRoutes(deps: ApiDeps) {
     )
     .delete(
       "/api-keys/:id",
-      ({ params, req }) =>
-        tx(req, async (t) => {
+      async ({ params, req }) => {
+        const revoked = await tx(req, async (t) => {
           const [r] = await t`
             update api_keys set revoked_at = coalesce(revoked_at, now()) where id = ${params.id}
             returning ${t.unsafe(KEY_COLS)}`;
@@ -219,7 +219,11 @@ export function credentialRoutes(deps: ApiDeps) {
             new: r,
           });
           return r;
-        }),
+        });
+        // API keys are cached for PRINCIPAL_CACHE_MS (src/api/principal.ts): this flag stops it at once
+        await deps.store.flag(revokedApiKeyKey(params.id), 2 * PRINCIPAL_CACHE_MS);
+        return revoked;
+      },
       { auth: "admin", params: IdParams, detail: { summary: "Revoke an API key", tags: ["api-keys"] } },
     )
     .get(

@@ -11,6 +11,7 @@ import { audit } from "../lib/audit.ts";
 import { mapWriteError, notFound } from "../lib/http-errors.ts";
 import { likePattern, list, PageQuery } from "../lib/list.ts";
 import { IdParams, Name } from "../lib/params.ts";
+import { forgetPrincipals } from "../principal.ts";
 
 export function slugify(name: string): string {
   const s = name
@@ -133,6 +134,7 @@ export function tenantRoutes(deps: ApiDeps) {
             },
           );
         });
+        forgetPrincipals(deps); // its users and API keys are gone: no cached principal outlives them here
         set.status = 204;
       },
       {

@@ -15,7 +15,7 @@ import { mapWriteError, notFound } from "../lib/http-errors.ts";
 import { likePattern, list, PageQuery } from "../lib/list.ts";
 import { IdParams } from "../lib/params.ts";
 import { sessionOptions } from "../lib/session-opts.ts";
-import { revokedSessionKey } from "../principal.ts";
+import { forgetPrincipals, revokedSessionKey } from "../principal.ts";
 
 const COLS =
   "id, tenant_id, email, name, role, mfa_enabled, disabled, sso_provider, last_login, locked_until, created_at, updated_at";
@@ -175,11 +175,21 @@ export function userRoutes(deps: ApiDeps) {
         if (params.id === req.principal.userId) {
           throw new CollectorError("FORBIDDEN", "you cannot delete yourself; ask another admin");
         }
+        const exists = await withTenant(
+          deps.sql,
+          req.tenantId,
+          (tx) => tx`select 1 from users where id = ${params.id}`,
+        );
+        if (!exists.length) throw notFound("user");
+        // the user row is cached for a few seconds (src/api/principal.ts): revoking the sessions (before the
+        // refresh tokens go with the user) stops their access tokens now, on every instance
+        await signOut(params.id);
         await withTenant(deps.sql, req.tenantId, async (tx) => {
           const [old] = await tx`delete from users where id = ${params.id} returning ${tx.unsafe(COLS)}`;
           if (!old) throw notFound("user");
           await audit(tx, req, { action: "user.delete", resourceType: "user", resourceId: params.id, old });
         });
+        forgetPrincipals(deps, params.id);
         set.status = 204;
       },
       { auth: "admin", params: IdParams, detail: { summary: "Delete a user", tags: ["users"] } },
