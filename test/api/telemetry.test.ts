@@ -4,6 +4,9 @@
  * target results, inventory search and changes, availability reports as JSON and CSV.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
+import { parseRange, pickResolution, stepFor } from "../../src/api/telemetry/range.ts";
+import { querySeries } from "../../src/api/telemetry/series.ts";
+import { withTenant } from "../../src/storage/db.ts";
 import { type Harness, harness, login, seedTenant, seedUser } from "./harness.ts";
 
 let h: Harness;
@@ -121,6 +124,62 @@ describe("agent chart", () => {
     const raw = await get(`/api/v1/agents/${db1}/metrics?from=-24h&resolution=raw&metrics=cpu_usage`);
     expect(raw.body.columns.cpu_usage).toContain(99);
   });
+
+  test("the chart built by PostgreSQL as JSON has the same points as the general series query", async () => {
+    // db-1 after the previous test: rollup rows up to done_until (70 %), raw rows at 99 % under them
+    await h.deps.sql`update system_metrics set cpu_usage = 60 + extract(minute from time)::int % 7,
+                     mem_used = 400 + extract(minute from time)::int % 5 where agent_id = ${db1} and time >= ${new Date(now - 6 * 3600_000)}`;
+    try {
+      await sameAsSeries();
+    } finally {
+      await h.deps.sql`update system_metrics set cpu_usage = 70, mem_used = 500
+                       where agent_id = ${db1} and time >= ${new Date(now - 6 * 3600_000)}`;
+    }
+  });
+
+  async function sameAsSeries() {
+    for (const [from, resolution] of [
+      ["-1h", "auto"],
+      ["-24h", "auto"],
+      ["-7d", "auto"],
+      ["-24h", "raw"],
+    ] as const) {
+      const r = await get(`/api/v1/agents/${db1}/metrics?from=${from}&resolution=${resolution}`);
+      expect(r.status).toBe(200);
+      const range = parseRange({ from, to: "now" }, h.clock.t);
+      const res = pickResolution(range, resolution);
+      const names = ["cpu_usage", "mem_usage", "load_avg_1", "swap_used"];
+      const { series } = await withTenant(h.deps.sql, tenant, (tx) =>
+        querySeries(tx, {
+          metrics: names.map((m) => `system.${m}`),
+          range,
+          resolution: res,
+          stepMs: stepFor(range, res),
+          tenantId: tenant,
+          agentIds: [db1],
+          groupBy: "none",
+        }),
+      );
+      const s = series[0];
+      expect(r.body.columns.time).toEqual(s?.time);
+      for (const m of names) {
+        const v = s?.values[`system.${m}`];
+        for (const [key, want] of [
+          [m, v?.avg],
+          [`${m}_min`, v?.min],
+          [`${m}_max`, v?.max],
+        ] as const) {
+          const got = r.body.columns[key] as (number | null)[];
+          expect(got.length).toBe(want?.length ?? 0);
+          got.forEach((x, i) => {
+            const w = want?.[i] ?? null;
+            if (x === null || w === null) expect(x).toBe(w);
+            else expect(x).toBeCloseTo(w, 9);
+          });
+        }
+      }
+    }
+  }
 
   test("bad input: 422 naming the parameter; another tenant's agent: 404", async () => {
     const bad = await get(`/api/v1/agents/${web1}/metrics?from=yesterday`);

@@ -210,3 +210,84 @@ export async function querySeries(
 }
 
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+export interface ChartRequest {
+  /** Names from METRICS, all of one family ("system.cpu_usage"…). */
+  metrics: string[];
+  /** The keys of `columns` for each metric: avg as `key`, `key_min`, `key_max`. */
+  keys: string[];
+  range: Range;
+  resolution: Resolution;
+  stepMs: number;
+  tenantId: string;
+  agentId: string;
+}
+
+/**
+ * One agent's chart as the JSON text of its `columns` object (`{"time":[…],"cpu_usage":[…],"cpu_usage_min":[…],…}`),
+ * built by PostgreSQL in one statement: no row objects, no per-point work in JavaScript (the API's one thread
+ * is what a busy appliance runs out of first). The same numbers as querySeries for the buckets a chart uses:
+ * rollup rows as they are when a bucket is one rollup row, raw data aggregated after rollup_progress.done_until.
+ * Returns null when it cannot serve the request this way (a step wider than the rollup's: querySeries merges
+ * partial buckets), and `found: false` when the agent is not the tenant's.
+ */
+export async function queryChartJson(
+  tx: Tx,
+  r: ChartRequest,
+): Promise<{ found: boolean; resolution: Resolution; columns: string } | null> {
+  const defs = r.metrics.map((m) => METRICS[m] as MetricDef);
+  const family = defs[0]?.family ?? "system";
+  const res: Resolution = defs.every((d) => d.rollup) ? r.resolution : "raw";
+  if (res !== "raw" && r.stepMs !== ROLLUP_MS[res]) return null;
+  if (res === "raw" && r.stepMs % BASE_RAW_MS !== 0) return null;
+  const tables = TABLES[family];
+  const { from, to } = r.range;
+  const rawCols = defs.map(
+    (d, i) => `avg(${d.raw}) as a${i}, min(${d.raw}) as mn${i}, max(${d.raw}) as mx${i}`,
+  );
+  // raw rows from where the rollup ends (its done_until, within the range), or the whole range
+  const rawFrom =
+    res === "raw"
+      ? tx`${from}::timestamptz`
+      : tx`(select greatest(${from}::timestamptz, least(${to}::timestamptz, coalesce(max(done_until), ${from}::timestamptz)))
+            from rollup_progress where name = ${tables[res]})`;
+  const rawPart = tx`
+    select date_bin(${`${r.stepMs} milliseconds`}::interval, x.time, ${tx.unsafe(ORIGIN)}) as t, ${tx.unsafe(rawCols.join(", "))}
+    from ${tx(tables.raw)} x
+    where x.tenant_id = ${r.tenantId} and x.agent_id = ${r.agentId} and x.time >= ${rawFrom} and x.time < ${to}
+    group by 1`;
+  let rows = rawPart;
+  if (res !== "raw") {
+    const cols = defs.map((d, i) => {
+      const c = d.rollup as NonNullable<MetricDef["rollup"]>;
+      return `${c.avg} as a${i}, ${c.min} as mn${i}, ${c.max} as mx${i}`;
+    });
+    // complete buckets only: before done_until (no progress row: none, the raw part covers everything)
+    rows = tx`
+      select x.bucket as t, ${tx.unsafe(cols.join(", "))}
+      from ${tx(tables[res])} x
+      where x.tenant_id = ${r.tenantId} and x.agent_id = ${r.agentId} and x.bucket >= ${from} and x.bucket < ${to}
+        and x.bucket < (select done_until from rollup_progress where name = ${tables[res]})
+      union all ${rawPart}`;
+  }
+  const json = [
+    `'time', coalesce(json_agg((date_part('epoch', t) * 1000)::int8), '[]')`,
+    ...r.keys.map(
+      (k, i) =>
+        `'${k}', coalesce(json_agg(a${i}), '[]'), '${k}_min', coalesce(json_agg(mn${i}), '[]'), '${k}_max', coalesce(json_agg(mx${i}), '[]')`,
+    ),
+  ].join(", ");
+  // A generic plan, prunable at run time: a custom plan would be re-planned on every call, and planning over
+  // every daily partition of the raw and rollup tables costs more than running the query (20–40 ms vs 2–10 ms
+  // measured with 30 days). Pipelined, like the tenant's set_config (src/storage/db.ts).
+  const generic = tx`select set_config('plan_cache_mode', 'force_generic_plan', true)`.execute();
+  // json_agg over the sorted subquery: one sort for every column (a plain aggregate reads its input in order)
+  const [row] = await tx`
+    select exists (select 1 from agents where id = ${r.agentId}) as found,
+           json_build_object(${tx.unsafe(json)})::text as columns
+    from (select * from (${rows}) u order by t) p`;
+  await generic;
+  return { found: row?.found === true, resolution: res, columns: String(row?.columns ?? "{}") };
+}
+
+const BASE_RAW_MS = 60_000;
