@@ -1,7 +1,7 @@
 /**
  * Access tokens (JWT, HS256, jose). Short-lived; carry the user, tenant, role and session (refresh family) so
- * a request needs no token lookup. The user row is still read per request (src/api/principal.ts), so a
- * disabled or deleted user, or a lowered role, takes effect at once. A second kind, `mfa`, is the 5-minute
+ * a request needs no token lookup. The user row is re-read at most every 5 s (src/api/principal.ts); a disabled
+ * or deleted user, or a lowered role, takes effect at once through session revocation. A second kind, `mfa`, is the 5-minute
  * challenge between the password and the TOTP code; `setup` tokens are limited to MFA enrolment; `sso` is the
  * one-minute, one-time code a single-sign-on callback hands the web UI to exchange for a session.
  */
@@ -38,6 +38,11 @@ export function jwtSigner(key: Uint8Array, now: () => number = Date.now): JwtSig
       "api.auth.jwt_secret must be at least 32 bytes: generate one with `openssl rand -base64 48`",
     );
   }
+  // imported once: jose would import a raw key into WebCrypto on every sign and verify
+  const hmac = crypto.subtle.importKey("raw", new Uint8Array(key), { name: "HMAC", hash: "SHA-256" }, false, [
+    "sign",
+    "verify",
+  ]);
   return {
     async sign(c, ttlSeconds) {
       const iat = Math.floor(now() / 1000);
@@ -49,11 +54,11 @@ export function jwtSigner(key: Uint8Array, now: () => number = Date.now): JwtSig
         .setIssuedAt(iat)
         .setExpirationTime(iat + ttlSeconds)
         .setJti(crypto.randomUUID())
-        .sign(key);
+        .sign(await hmac);
     },
     async verify(token, kind) {
       try {
-        const { payload } = await jwtVerify(token, key, {
+        const { payload } = await jwtVerify(token, await hmac, {
           algorithms: ["HS256"],
           issuer: ISSUER,
           audience: AUDIENCE,
