@@ -87,9 +87,10 @@ soak-ingest: gen
 	@SECUMON_TEST_SOAK=1 scripts/test.sh test/ingestion/faults.test.ts
 
 .PHONY: bench-api
-## bench-api: API latency under 20 concurrent clients with 200 agents × 30 days of 1-minute metrics (AGENTS, DAYS, CLIENTS)
+## bench-api: API latency under 20 concurrent clients with 200 agents × 30 days of 1-minute metrics, load from wrk (AGENTS, DAYS, CLIENTS, DURATION, PHASES, LOAD=fetch, BENCH_DATABASE_URL, CPU_PROF=<dir>)
 bench-api: gen
-	@AGENTS=$(or $(AGENTS),200) DAYS=$(or $(DAYS),30) CLIENTS=$(or $(CLIENTS),20) $(BUN) bench/api.ts
+	@command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null 2>&1 || echo '{"level":"warn","msg":"wrk is not installed (apt-get install wrk): bench-api measures with the Bun fetch loop"}'
+	@AGENTS=$(or $(AGENTS),200) DAYS=$(or $(DAYS),30) CLIENTS=$(or $(CLIENTS),20) $(BUN) $(if $(CPU_PROF),--cpu-prof --cpu-prof-md --cpu-prof-dir=$(CPU_PROF)) bench/api.ts
 
 .PHONY: bench-protocol
 ## bench-protocol: µs per 500-sample metrics batch of the strict wire check (validatePayload) and of decodePayload (ITERATIONS, ROUNDS)
