@@ -4,7 +4,8 @@
  *      system_metrics (1 and 2 parallel connections; the better one is kept);
  *   2. saturation: simulated agents (in this process) → gateway + ingestion (one collector child process,
  *      `serve --roles gateway,ingestion`) → JetStream (nats-server child) → PostgreSQL; rows/s written while the
- *      producers run flat out (secumon_ingest_rows_written_total), as long as the lag phase lasts (by default),
+ *      producers run flat out (secumon_ingest_rows_written_total; they pause while more than BENCH_BACKLOG rows
+ *      wait in the stream), as long as the lag phase lasts (by default),
  *      so that the slow-down of a growing partition is inside the figure; the rate of every minute is printed;
  *      then the drain rate of the backlog;
  *   3. raw COPY again, into the same partition now holding what phase 2 wrote (same table, same indexes,
@@ -16,7 +17,7 @@
  *      mean of the first tenth).
  * Prints the CPU % of a core each process used during phase 2 and ends with the RESULT line.
  * Knobs (env): BENCH_SATURATE_S (default BENCH_LAG_S), BENCH_LAG_S (default 120), BENCH_AGENTS (16),
- * BENCH_SAMPLES (1000 per batch), BENCH_RAW_ROWS (300000), BENCH_SPLIT=1 (gateway and ingestion in two processes),
+ * BENCH_SAMPLES (1000 per batch), BENCH_RAW_ROWS (300000), BENCH_BACKLOG (1000000 rows), BENCH_SPLIT=1 (gateway and ingestion in two processes),
  * BENCH_GROUP / BENCH_CONCURRENCY (ingestion.batch_size / concurrency, default 20 / 3).
  */
 import { readdirSync, readFileSync } from "node:fs";
@@ -47,6 +48,7 @@ const SATURATE_S = env("BENCH_SATURATE_S", LAG_S);
 const AGENTS = env("BENCH_AGENTS", 16);
 const SAMPLES = env("BENCH_SAMPLES", 1000);
 const RAW_ROWS = env("BENCH_RAW_ROWS", 300_000);
+const BACKLOG = env("BENCH_BACKLOG", 1_000_000);
 const ROOT = join(import.meta.dir, "..");
 const tmp = (p: string) => {
   const d = `${require("node:os").tmpdir()}/${p}${crypto.randomUUID().slice(0, 8)}`;
@@ -207,9 +209,22 @@ let rate = Number.POSITIVE_INFINITY;
 let credit = 0;
 let cursor = 0;
 let ticks = 0;
+// Flat out, but with a bounded backlog: the producers pause while the stream holds more than BACKLOG rows not yet
+// written, so "saturated" measures the write path (the stream never grows into gigabytes that only a long drain
+// would empty, and whose disk traffic would slow the writers down).
+let written = 0;
+const backlogTimer = setInterval(() => {
+  scrape().then(
+    (t) => {
+      written = rowsWritten(t);
+    },
+    () => {},
+  );
+}, 500);
 const driver = setInterval(() => {
-  if (rate === Number.POSITIVE_INFINITY) for (const a of agents) a.produce();
-  else {
+  if (rate === Number.POSITIVE_INFINITY) {
+    if ((stats.ackedSamples.metrics ?? 0) - written < BACKLOG) for (const a of agents) a.produce();
+  } else {
     credit += (rate * 20) / 1000;
     while (credit >= 1) {
       agents[cursor++ % agents.length]?.produce();
@@ -368,6 +383,7 @@ console.log(
 console.log(`simulator: ${JSON.stringify(stats)}`);
 
 clearInterval(driver);
+clearInterval(backlogTimer);
 for (const a of agents) a.stop();
 collector.kill("SIGTERM");
 gatewayProc?.kill("SIGTERM");
