@@ -1,6 +1,7 @@
 /**
- * One durable pull consumer per telemetry kind (`ingest-<kind>`, filter `secumon.<kind>.>`), shared by every
- * ingestion instance, so workers scale horizontally: JetStream hands each batch to one of them. Within a
+ * One durable pull consumer per telemetry kind (`ingest-<kind>`, filter `secumon.<kind>.>`) on each TELEMETRY
+ * stream (one per shard), shared by every ingestion instance, so workers scale horizontally: JetStream hands
+ * each batch to one of them. Within a
  * process: one pump moves messages from the consumer into a bounded queue, and `writers` loops each take up to
  * `batch_size` queued messages (and at most GROUP_BYTES of declared uncompressed payload) and handle them as one
  * group (pipeline.ts) — a free writer takes whatever is queued at once, so groups are large under load and
@@ -16,7 +17,7 @@ import {
   type JetStreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
-import { H, ingestConsumerName, TELEMETRY_STREAM, type TelemetryKind } from "../bus/telemetry.ts";
+import { H, ingestConsumerName, type TelemetryKind } from "../bus/telemetry.ts";
 import { sleep } from "../lib/lifecycle.ts";
 import type { Logger } from "../observability/logger.ts";
 import { isTransient, type PipelineDeps, processGroup } from "./pipeline.ts";
@@ -36,6 +37,8 @@ const sizeOf = (m: JsMsg): number => {
 export const consumerName = ingestConsumerName;
 
 export interface KindConsumerOptions {
+  /** TELEMETRY or one of its shards TELEMETRY_<k> (src/bus/telemetry.ts) */
+  stream: string;
   kind: TelemetryKind;
   writers: number;
   batchSize: number;
@@ -46,6 +49,7 @@ export interface KindConsumerOptions {
 
 export async function ensureConsumer(
   jsm: JetStreamManager,
+  stream: string,
   kind: TelemetryKind,
   ackWaitMs: number,
   maxAckPending: number,
@@ -60,17 +64,19 @@ export async function ensureConsumer(
     max_deliver: -1,
   };
   try {
-    const info = await jsm.consumers.info(TELEMETRY_STREAM, cfg.durable_name);
+    const info = await jsm.consumers.info(stream, cfg.durable_name);
     const c = info.config;
     if (c.ack_wait !== cfg.ack_wait || c.max_ack_pending !== cfg.max_ack_pending) {
-      await jsm.consumers.update(TELEMETRY_STREAM, cfg.durable_name, {
+      await jsm.consumers.update(stream, cfg.durable_name, {
         ack_wait: cfg.ack_wait,
         max_ack_pending: cfg.max_ack_pending,
       });
     }
   } catch (err) {
     if (!/consumer not found/i.test(String(err))) throw err;
-    await jsm.consumers.add(TELEMETRY_STREAM, cfg);
+    await jsm.consumers.add(stream, cfg).catch((e) => {
+      if (!/already in use|already exists/i.test(String(e))) throw e; // another worker created it first
+    });
   }
 }
 
@@ -93,7 +99,7 @@ export class KindConsumer {
   }
 
   async start(): Promise<void> {
-    this.consumer = await this.js.consumers.get(TELEMETRY_STREAM, consumerName(this.o.kind));
+    this.consumer = await this.js.consumers.get(this.o.stream, consumerName(this.o.kind));
     this.tasks.push(this.pump());
     for (let i = 0; i < this.o.writers; i++) this.tasks.push(this.writer());
   }

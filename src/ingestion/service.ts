@@ -2,8 +2,11 @@
  * The ingestion service: ensures the dead-letter stream, one durable consumer per telemetry kind and the
  * partitions the accepted time window needs, then runs a KindConsumer per kind. The metrics kind gets
  * `ingestion.concurrency` writers (it carries most of the volume), the others half of it (at least one).
+ * TELEMETRY may be sharded into several streams (TELEMETRY, TELEMETRY_1, …; src/bus/telemetry.ts): every
+ * stream present is consumed, found at start and looked for again every `streamScanMs`, and the writers of a
+ * kind are split between the streams present at start (at least one each).
  */
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { RoleContext } from "../app/role.ts";
 import { TELEMETRY_KINDS, TELEMETRY_STREAM, type TelemetryKind } from "../bus/telemetry.ts";
 import { parseDuration } from "../config/schema.ts";
@@ -17,7 +20,22 @@ import { ensureWindowPartitions, PartitionDays } from "./partitions.ts";
 import type { PipelineDeps } from "./pipeline.ts";
 import { KnownSources } from "./sources.ts";
 
-export function createIngestion(ctx: RoleContext): Service {
+/** The TELEMETRY streams present: the stream itself and its shards `TELEMETRY_<k>`, in shard order. */
+export async function telemetryStreamsPresent(jsm: JetStreamManager): Promise<string[]> {
+  const names: string[] = [];
+  for await (const n of jsm.streams.names()) {
+    if (n === TELEMETRY_STREAM || new RegExp(`^${TELEMETRY_STREAM}_\\d+$`).test(n)) names.push(n);
+  }
+  const shard = (n: string) => (n === TELEMETRY_STREAM ? 0 : Number(n.slice(TELEMETRY_STREAM.length + 1)));
+  return names.sort((a, b) => shard(a) - shard(b));
+}
+
+export interface IngestionOptions {
+  /** How often to look for new TELEMETRY shards (default 30 s). */
+  streamScanMs?: number;
+}
+
+export function createIngestion(ctx: RoleContext, opts: IngestionOptions = {}): Service {
   const cfg = ctx.config.ingestion;
   const log = ctx.log;
   const metrics = ingestionMetrics(ctx.metrics);
@@ -26,6 +44,8 @@ export function createIngestion(ctx: RoleContext): Service {
   let stopping = false;
   let lagTimer: ReturnType<typeof setInterval> | null = null;
   let partitionTimer: ReturnType<typeof setInterval> | null = null;
+  let scanTimer: ReturnType<typeof setInterval> | null = null;
+  const consuming = new Set<string>();
   let ready: string | null = "ingestion: starting";
   const retentionRawMs = parseDuration(ctx.config.retention.raw);
   const retentionLogsMs = parseDuration(ctx.config.retention.logs);
@@ -42,9 +62,6 @@ export function createIngestion(ctx: RoleContext): Service {
       const ackWaitMs = parseDuration(cfg.ack_wait);
       const writersFor = (k: TelemetryKind) =>
         k === "metrics" ? cfg.concurrency : Math.max(1, Math.floor(cfg.concurrency / 2));
-      for (const kind of TELEMETRY_KINDS) {
-        await ensureConsumer(jsm, kind, ackWaitMs, Math.max(1000, cfg.batch_size * writersFor(kind) * 3));
-      }
       const ensure = () => ensureWindowPartitions(ctx.sql);
       await ensure();
       partitionTimer = setInterval(() => {
@@ -82,23 +99,60 @@ export function createIngestion(ctx: RoleContext): Service {
         deadLetter: (kind, m, reason, detail) => publishDeadLetter(js, kind, m, reason, detail),
         stopping: () => stopping,
       };
-      for (const kind of TELEMETRY_KINDS) {
-        const c = new KindConsumer(js, {
-          kind,
-          writers: writersFor(kind),
-          batchSize: cfg.batch_size,
-          ackWaitMs,
-          log,
-          deps,
-        });
-        await c.start();
-        consumers.push(c);
-      }
+      const initial = await telemetryStreamsPresent(jsm);
+      if (initial.length === 0) initial.push(TELEMETRY_STREAM); // its absence is reported by consumer creation
+      const perStream = (k: TelemetryKind) => Math.max(1, Math.round(writersFor(k) / initial.length));
+      const consume = async (stream: string) => {
+        for (const kind of TELEMETRY_KINDS) {
+          await ensureConsumer(
+            jsm,
+            stream,
+            kind,
+            ackWaitMs,
+            Math.max(1000, cfg.batch_size * perStream(kind) * 3),
+          );
+        }
+        for (const kind of TELEMETRY_KINDS) {
+          const c = new KindConsumer(js, {
+            stream,
+            kind,
+            writers: perStream(kind),
+            batchSize: cfg.batch_size,
+            ackWaitMs,
+            log,
+            deps,
+          });
+          await c.start();
+          if (stopping)
+            await c.stop(); // a shard found while stopping
+          else consumers.push(c);
+        }
+        consuming.add(stream);
+      };
+      for (const stream of initial) await consume(stream);
+      const scan = async () => {
+        for (const stream of await telemetryStreamsPresent(jsm)) {
+          if (consuming.has(stream) || stopping) continue;
+          await consume(stream);
+          log.info({ stream }, "ingestion consuming a new TELEMETRY shard");
+        }
+      };
+      scanTimer = setInterval(() => {
+        scan().catch((err) =>
+          log.warn({ err: String(err) }, "could not look for new TELEMETRY shards; trying again later"),
+        );
+      }, opts.streamScanMs ?? 30_000);
       const updateLag = async () => {
         for (const kind of TELEMETRY_KINDS) {
-          const info = await jsm.consumers.info(TELEMETRY_STREAM, consumerName(kind));
-          metrics.pending.set({ kind }, info.num_pending);
-          metrics.ackPending.set({ kind }, info.num_ack_pending);
+          let pending = 0;
+          let ackPending = 0;
+          for (const stream of consuming) {
+            const info = await jsm.consumers.info(stream, consumerName(kind));
+            pending += info.num_pending;
+            ackPending += info.num_ack_pending;
+          }
+          metrics.pending.set({ kind }, pending);
+          metrics.ackPending.set({ kind }, ackPending);
         }
       };
       lagTimer = setInterval(() => {
@@ -107,7 +161,12 @@ export function createIngestion(ctx: RoleContext): Service {
       await updateLag().catch(() => {});
       ready = null;
       log.info(
-        { kinds: TELEMETRY_KINDS, concurrency: cfg.concurrency, batchSize: cfg.batch_size },
+        {
+          kinds: TELEMETRY_KINDS,
+          streams: [...consuming],
+          concurrency: cfg.concurrency,
+          batchSize: cfg.batch_size,
+        },
         "ingestion consuming TELEMETRY",
       );
     },
@@ -116,7 +175,8 @@ export function createIngestion(ctx: RoleContext): Service {
       ready = "ingestion: stopping";
       if (lagTimer) clearInterval(lagTimer);
       if (partitionTimer) clearInterval(partitionTimer);
-      lagTimer = partitionTimer = null;
+      if (scanTimer) clearInterval(scanTimer);
+      lagTimer = partitionTimer = scanTimer = null;
       await Promise.all(consumers.splice(0).map((c) => c.stop()));
       await loki?.stop();
     },

@@ -84,7 +84,7 @@ export async function harness(overrides: Record<string, unknown> = {}, streamMax
     dataDir: config.data_dir,
     http: null as never,
   } satisfies RoleContext;
-  const service = createIngestion(ctx);
+  const service = createIngestion(ctx, { streamScanMs: 300 });
   await service.start();
   return {
     sql,
@@ -118,6 +118,8 @@ export interface PublishOptions<K extends TelemetryKind> {
   body?: Uint8Array;
   declaredSize?: number;
   extraHeaders?: Record<string, string>;
+  /** publish subject instead of secumon.<kind>.<tenant>.<source> (a TELEMETRY shard's intake subject) */
+  subject?: string;
 }
 
 /** Publishes one batch like the gateway does; resolves with JetStream's acknowledgement. */
@@ -135,7 +137,7 @@ export function publish<K extends TelemetryKind>(js: JetStreamClient, o: Publish
   h.set(H.uncompressedSize, String(o.declaredSize ?? raw.byteLength));
   h.set(H.receivedAt, String(Date.now()));
   for (const [k, v] of Object.entries(o.extraHeaders ?? {})) h.set(k, v);
-  return js.publish(telemetrySubject(o.kind, o.tenant, o.source), body, {
+  return js.publish(o.subject ?? telemetrySubject(o.kind, o.tenant, o.source), body, {
     headers: h,
     msgID: o.msgId ?? `${o.source}:${batchId}`,
   });

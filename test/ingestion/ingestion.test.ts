@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { jetstreamManager } from "@nats-io/jetstream";
 import protobuf from "protobufjs";
+import { ensureTelemetryStream } from "../../src/bus/telemetry.ts";
 import { DLQ_REASON, DLQ_STREAM } from "../../src/ingestion/dead-letter.ts";
 import { withLz4Prefix } from "../../src/protocol/testing.ts";
 import { waitFor } from "../support/collector.ts";
@@ -115,6 +116,37 @@ describe("ingestion", () => {
       "the duplicate to be recognised",
     );
     expect((await countRows(h.sql, "system_metrics", h.sql`cpu_usage = 42`)) - before).toBe(1);
+  });
+
+  test("every TELEMETRY shard is consumed, including shards created after the start", async () => {
+    // shards 1 and 2 appear while ingestion runs (the gateway creates them): found by the periodic look-up
+    await ensureTelemetryStream(await jetstreamManager(h.nc), {
+      maxAgeMs: 3_600_000,
+      maxBytes: 0,
+      shards: 3,
+    });
+    const t = now();
+    for (const k of [0, 1, 2]) {
+      await publish(h.js, {
+        kind: "metrics",
+        tenant: h.f.tenant,
+        source: h.f.agent,
+        payload: { system: [{ time_unix_ms: t, cpu_usage: 60 + k }] },
+        subject: `${k === 0 ? "secumon" : `secumon-shard.${k}`}.metrics.${h.f.tenant}.${h.f.agent}`,
+      });
+    }
+    await waitFor(
+      async () =>
+        (await countRows(
+          h.sql,
+          "system_metrics",
+          h.sql`cpu_usage in (60, 61, 62) and time = ${new Date(t)}`,
+        )) === 3,
+      15_000,
+      "a row from each shard",
+    );
+    const streams = (await (await jetstreamManager(h.nc)).streams.list().next()).map((s) => s.config.name);
+    expect(streams).toEqual(expect.arrayContaining(["TELEMETRY", "TELEMETRY_1", "TELEMETRY_2"]));
   });
 
   test("undecodable batches and unknown senders are dead-lettered with their reason; good batches still land", async () => {
