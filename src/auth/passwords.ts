@@ -7,6 +7,7 @@
  * choice. Hashes made with other parameters (older, weaker or stronger) still verify — the PHC string carries
  * its own — and are replaced with a current one at the next successful sign-in (needsRehash).
  */
+import { availableParallelism } from "node:os";
 import { CollectorError } from "../lib/errors.ts";
 
 const OPTS = { algorithm: "argon2id", memoryCost: 19456, timeCost: 2 } as const; // OWASP's argon2id minimum
@@ -26,8 +27,29 @@ export function checkPasswordPolicy(password: string): void {
   }
 }
 
+/**
+ * At most one argon2 computation per core at a time, the rest wait their turn in order: a burst of sign-ins
+ * then costs 19 MiB per core, not per request, and the first in line finish first instead of all of them
+ * sharing the cores and finishing last together.
+ */
+const SLOTS = Math.max(1, availableParallelism());
+let busy = 0;
+const waiting: (() => void)[] = [];
+async function inSlot<T>(fn: () => Promise<T>): Promise<T> {
+  if (busy < SLOTS) busy++;
+  else await new Promise<void>((resolve) => waiting.push(resolve));
+  try {
+    return await fn();
+  } finally {
+    const next = waiting.shift();
+    if (next)
+      next(); // the slot passes on as it is
+    else busy--;
+  }
+}
+
 export function hashPassword(password: string): Promise<string> {
-  return Bun.password.hash(password, OPTS);
+  return inSlot(() => Bun.password.hash(password, OPTS));
 }
 
 let dummy: Promise<string> | null = null;
@@ -39,10 +61,11 @@ let dummy: Promise<string> | null = null;
 export async function verifyPassword(password: string, hash: string | null): Promise<boolean> {
   if (!hash) {
     dummy ??= hashPassword("dummy password for unknown accounts");
-    await Bun.password.verify(password, await dummy).catch(() => false);
+    const d = await dummy;
+    await inSlot(() => Bun.password.verify(password, d)).catch(() => false);
     return false;
   }
-  return Bun.password.verify(password, hash).catch(() => false);
+  return inSlot(() => Bun.password.verify(password, hash)).catch(() => false);
 }
 
 /** True when `hash` is not an argon2id hash with the current parameters (it should be replaced at sign-in). */
