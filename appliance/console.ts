@@ -143,7 +143,9 @@ async function run(c: Console, timeoutS: number, command: string): Promise<numbe
   c.send(`${command}; echo "__SM""DONE_${id}:$?"\r`);
   const done = new RegExp(`__SMDONE_${id}:(\\d+)`);
   const { match, before } = await c.expect([done], timeoutS * 1000);
-  process.stdout.write(before.replace(/\r/g, "").replace(new RegExp(PROMPT, "g"), ""));
+  // received as latin1 (one character per byte, so that patterns never see half a character): back to UTF-8
+  const text = Buffer.from(before, "latin1").toString("utf8");
+  process.stdout.write(text.replace(/\r/g, "").replace(new RegExp(PROMPT, "g"), ""));
   return Number(match[1]);
 }
 
