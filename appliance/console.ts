@@ -37,7 +37,7 @@ class Console {
   }
 
   private push(text: string): void {
-    if (process.env.CONSOLE_DEBUG) process.stderr.write(JSON.stringify(text) + "\n");
+    if (process.env.CONSOLE_DEBUG) process.stderr.write(`${JSON.stringify(text)}\n`);
     this.buf += text;
     for (const w of this.waiters.splice(0)) w();
   }
@@ -123,7 +123,8 @@ async function login(c: Console, password: string, newPassword: string): Promise
       c.send("root\r");
     } else if (index === 1 || index === 2) c.send(`${password}\r`);
     else if (index === 3 || index === 4) c.send(`${newPassword}\r`);
-    else if (index === 5) throw new Error("Login incorrect: the console password from the banner was refused");
+    else if (index === 5)
+      throw new Error("Login incorrect: the console password from the banner was refused");
     else if (index === 7) throw new Error("the new console password was refused by the guest");
     else if (index === 6) {
       // a quiet shell: no line editing (readline would echo), no echo, no colours, a prompt no output contains

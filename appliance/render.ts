@@ -38,12 +38,14 @@ const HOSTNAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 export function validate(o: RenderOptions): string[] {
   const problems: string[] = [];
-  if (!HOSTNAME.test(o.hostname)) problems.push(`--hostname ${o.hostname}: use lower-case letters, digits and dashes (1-63)`);
+  if (!HOSTNAME.test(o.hostname))
+    problems.push(`--hostname ${o.hostname}: use lower-case letters, digits and dashes (1-63)`);
   for (const [name, port] of [
     ["--api-port", o.apiPort],
     ["--grpc-port", o.grpcPort],
   ] as const) {
-    if (!Number.isInteger(port) || port < 1 || port > 65535) problems.push(`${name} ${port}: a port is 1..65535`);
+    if (!Number.isInteger(port) || port < 1 || port > 65535)
+      problems.push(`${name} ${port}: a port is 1..65535`);
   }
   if (o.apiPort === o.grpcPort) problems.push("--api-port and --grpc-port must differ");
   for (const s of o.ntp) {
@@ -173,7 +175,10 @@ export function render(o: RenderOptions = DEFAULTS): Map<string, RenderedFile> {
   const add = (path: string, content: string, mode = 0o644) => files.set(path, { content, mode });
   add("etc/secumon/collector.yaml", collectorYaml(o), 0o640);
   add("etc/hostname", `${o.hostname}\n`);
-  add("etc/hosts", `127.0.0.1\tlocalhost\n127.0.1.1\t${o.hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`);
+  add(
+    "etc/hosts",
+    `127.0.0.1\tlocalhost\n127.0.1.1\t${o.hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`,
+  );
   add("etc/systemd/network/20-wired.network", network());
   add("etc/systemd/timesyncd.conf.d/secumon.conf", timesyncd(o));
   add("etc/default/grub.d/secumon.cfg", grubDefaults());
@@ -223,7 +228,10 @@ export function parseOptions(argv: string[]): { out: string; options: RenderOpti
     else if (a === "--hostname") o.hostname = value();
     else if (a === "--api-port") o.apiPort = Number(value());
     else if (a === "--grpc-port") o.grpcPort = Number(value());
-    else if (a === "--ntp") o.ntp = value().split(/[\s,]+/).filter(Boolean);
+    else if (a === "--ntp")
+      o.ntp = value()
+        .split(/[\s,]+/)
+        .filter(Boolean);
     else if (a === "--wireguard") o.wireguard = true;
     else throw new Error(`unknown option ${a}`);
   }
