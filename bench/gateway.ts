@@ -14,8 +14,12 @@
  * 403/s at 983 fdatasync/s; at 3,900–5,300 fdatasync/s the cap is the gateway's one JS thread (96–99 % of a
  * core, 1,180–1,450/s; 1,627/s with sync_interval 2m). The gateway's CPU profile (CPU_PROF): ~30 % strict wire
  * validation (src/protocol/wire.ts walkMessage/readScalar), the rest mostly grpc-js/HTTP/2/TLS and the NATS client.
- * RESULT streams=… gateway_rss_mib=… batches_per_s=… ack_p50_ms=… ack_p99_ms=… sync_interval=… fsync_per_s=…
- *        inflight=… agents=… gateway_cpu_pct=… nats_cpu_pct=… client_cpu_pct=… load1=…
+ * SHARDS=N (default 1) publishes to N TELEMETRY streams (src/bus/telemetry.ts), which fsync in parallel: one
+ * stream stores one message per fsync, and nats 2.12 atomic batches do not change that (1.00 fsync per stored
+ * batch, and slower: bun bench/gateway-jetstream.ts, 2026-11-25 at 1,788 fdatasync/s — one stream 1,718/s,
+ * atomic batches of 8 937/s, 4 streams 2,857/s, JetStream alone without the gateway).
+ * RESULT streams=… gateway_rss_mib=… batches_per_s=… ack_p50_ms=… ack_p99_ms=… sync_interval=… shards=…
+ *        fsync_per_s=… inflight=… agents=… gateway_cpu_pct=… nats_cpu_pct=… client_cpu_pct=… load1=…
  */
 import { closeSync, fdatasyncSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { loadavg } from "node:os";
