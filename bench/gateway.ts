@@ -17,7 +17,9 @@
  * SHARDS=N (default 1) publishes to N TELEMETRY streams (src/bus/telemetry.ts), which fsync in parallel: one
  * stream stores one message per fsync, and nats 2.12 atomic batches do not change that (1.00 fsync per stored
  * batch, and slower: bun bench/gateway-jetstream.ts, 2026-11-25 at 1,788 fdatasync/s — one stream 1,718/s,
- * atomic batches of 8 937/s, 4 streams 2,857/s, JetStream alone without the gateway).
+ * atomic batches of 8 937/s, 4 streams 2,857/s, JetStream alone without the gateway). Through the gateway on a
+ * busy machine (load 4.8–5.2 from other work, 2,437–2,488 fdatasync/s) it was CPU, not fsync: SHARDS=1 813/s,
+ * SHARDS=4 878/s (gateway 54–56 % of a core, nats 35–41 %, client 24–26 %); 5,000 streams: RSS 343 MiB.
  * RESULT streams=… gateway_rss_mib=… batches_per_s=… ack_p50_ms=… ack_p99_ms=… sync_interval=… shards=…
  *        fsync_per_s=… inflight=… agents=… gateway_cpu_pct=… nats_cpu_pct=… client_cpu_pct=… load1=…
  */
