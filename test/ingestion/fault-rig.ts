@@ -29,10 +29,12 @@ import { runMigrations } from "../../src/storage/migrate.ts";
 import type { SupervisedChild } from "../../src/supervisor/child.ts";
 import { freePort } from "../../src/supervisor/ports.ts";
 import { prepareEmbeddedPg } from "../../src/supervisor/postgres.ts";
+import { waitFor } from "../support/collector.ts";
 import { tempDir } from "../support/tmp.ts";
 import { type PrivateNats, privateNats } from "./harness.ts";
 
 const ROOT = join(import.meta.dir, "../..");
+const VERBOSE = Boolean(process.env.SECUMON_TEST_VERBOSE);
 
 export interface Rig {
   sql: Sql;
@@ -44,7 +46,8 @@ export interface Rig {
   stats: AgentStats;
   agents: SimAgent[];
   workers: Subprocess[];
-  startWorker(): Subprocess;
+  /** Starts an ingestion worker process and resolves once it reports ready (it fails if the process exits first). */
+  startWorker(): Promise<Subprocess>;
   produce(on: boolean): void;
   pending(): number;
   rows(): Promise<number>;
@@ -160,7 +163,7 @@ export async function startRig(o: RigOptions): Promise<Rig> {
     SECUMON_NATS__STREAM_MAX_AGE: "1h",
     SECUMON_API__PORT: "0",
     SECUMON_INGESTION__ACK_WAIT: "3s",
-    SECUMON_LOGGING__LEVEL: process.env.SECUMON_TEST_VERBOSE ? "info" : "warn",
+    SECUMON_LOGGING__LEVEL: "info", // the rig reads the worker's "ready" line
   };
   const rig: Rig = {
     sql,
@@ -172,17 +175,49 @@ export async function startRig(o: RigOptions): Promise<Rig> {
     stats,
     agents,
     workers,
-    startWorker() {
+    async startWorker() {
       const p = Bun.spawn(
-        ["bun", "src/main.ts", "serve", "--roles", "ingestion", "--data-dir", tempDir("secumon-fault-w-")],
+        [
+          process.execPath,
+          "src/main.ts",
+          "serve",
+          "--roles",
+          "ingestion",
+          "--data-dir",
+          tempDir("secumon-fault-w-"),
+        ],
         {
           cwd: ROOT,
           env: workerEnv,
-          stdout: "ignore",
-          stderr: "ignore",
+          stdout: "pipe",
+          // SECUMON_TEST_VERBOSE=1 shows the workers' own logs
+          stderr: VERBOSE ? "inherit" : "ignore",
         },
       );
       workers.push(p);
+      // A worker started while a fault is injected may find NATS or PostgreSQL down and exit, as it should (its
+      // supervisor restarts it); the scenario injects the next fault only once the workers it started are ready.
+      let ready = false;
+      const readyLine = (async () => {
+        const decoder = new TextDecoder();
+        let buf = "";
+        for await (const chunk of p.stdout) {
+          const text = decoder.decode(chunk, { stream: true });
+          if (VERBOSE) process.stdout.write(text);
+          if (ready) continue;
+          buf = (buf + text).slice(-4096);
+          if (buf.includes('"msg":"SecuMon Collector ready on')) ready = true;
+        }
+      })();
+      await waitFor(
+        async () => ready || p.exitCode !== null,
+        90_000, // worker processes start slowly on a loaded machine
+        "an ingestion worker to be ready",
+      );
+      if (!ready) {
+        await readyLine;
+        throw new Error(`an ingestion worker exited with code ${p.exitCode} before it was ready`);
+      }
       return p;
     },
     produce(on) {

@@ -63,7 +63,7 @@ test(
           );
         }, 1000)
       : null;
-    const first = rig.startWorker();
+    const first = await rig.startWorker();
     rig.produce(true);
     await waitFor(async () => (await rig.rows()) > 0, 90_000, "the first rows"); // worker processes start slowly on a loaded machine
     await Bun.sleep(P.steadyMs);
@@ -71,8 +71,7 @@ test(
     // 1. kill -9 a worker in the middle of its work; two others take over the shared durable consumers
     first.kill("SIGKILL");
     await first.exited;
-    rig.startWorker();
-    rig.startWorker();
+    await Promise.all([rig.startWorker(), rig.startWorker()]);
     await Bun.sleep(P.steadyMs);
     log("after kill -9");
 
@@ -113,7 +112,7 @@ test(
     expect(full.bytes).toBeGreaterThan(held.bytes + P.headroom * 0.8);
     await Bun.sleep(P.steadyMs);
     await rig.setStreamMaxBytes(STREAM_MAX_BYTES);
-    rig.startWorker();
+    await rig.startWorker();
     await Bun.sleep(P.steadyMs);
     log("after full stream");
 
