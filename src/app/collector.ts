@@ -203,6 +203,7 @@ export function createCollector({ config, log }: CollectorOptions): Collector {
       await ensureTelemetryStream(await jetstreamManager(conn), {
         maxAgeMs: parseDuration(config.nats.stream_max_age),
         maxBytes: config.nats.max_store_bytes,
+        shards: config.nats.telemetry_shards,
       });
     }
 

@@ -16,8 +16,8 @@
  * source's batches to `secumon-shard.<k>.<kind>.<tenant>.<source>` (k = a hash of the source id, so its
  * dedup window stays in one stream), and the stream's subject transform stores them under the usual
  * `secumon.<kind>.<tenant>.<source>`, with the same headers and the same durable `ingest-<kind>` consumers.
- * A consumer reads one stream: the ingestion must consume every stream of telemetryStreams(shards) before an
- * installation runs more than one shard.
+ * A consumer reads one stream, so the ingestion consumes every TELEMETRY/TELEMETRY_<k> stream it finds (looked
+ * for again every 30 s); `nats.telemetry_shards` sets how many the gateway publishes to.
  */
 import {
   AckPolicy,

@@ -35,10 +35,7 @@ export interface GatewayDeps {
   sql: Sql;
   nats: NatsConnection | null;
   keyring: Keyring;
-  /**
-   * TELEMETRY shards to publish to (default 1). Programmatic only (bench, tests) until the ingestion consumes
-   * every shard stream: see src/bus/telemetry.ts.
-   */
+  /** TELEMETRY shards to publish to; default `nats.telemetry_shards` (src/bus/telemetry.ts). */
   telemetryShards?: number;
 }
 
@@ -141,7 +138,7 @@ export function createGateway(deps: GatewayDeps): GatewayService {
       intake: new Intake({
         js,
         maxUncompressedBytes: g.max_uncompressed_bytes,
-        shards: deps.telemetryShards ?? 1,
+        shards: deps.telemetryShards ?? deps.config.nats.telemetry_shards,
       }),
       presence,
       calls: new CallCounter(g.max_connections, g.max_streams_per_source),
