@@ -2,6 +2,8 @@
  * A minimal SecuMon agent/probe client on grpc-js: enrollment (server TLS) and mTLS clients for the
  * AgentService/ProbeService. Used by the simulator, the tests and the benchmark.
  */
+import { isIP } from "node:net";
+import { checkServerIdentity } from "node:tls";
 import { type Client, credentials, makeGenericClientConstructor, type ServiceError } from "@grpc/grpc-js";
 import { generateKeyAndCsr } from "../pki/ca.ts";
 import { serviceDefinition } from "../protocol/grpc.ts";
@@ -39,16 +41,30 @@ export function makeClient(
     ctor = makeGenericClientConstructor(serviceDefinition(service), service);
     ctors.set(service, ctor);
   }
+  // Bun's TLS refuses an IP address as the SNI server name (Node ignores it), and grpc-js sends the target's host
+  // as SNI. Dialing an IP, we send a placeholder SNI and still verify the certificate against that IP (its SAN).
+  const ip = o.serverName ? "" : ipHost(address);
   const creds = credentials.createSsl(
     Buffer.from(caPem),
     o.identity ? Buffer.from(o.identity.keyPem) : null,
     o.identity ? Buffer.from(o.identity.certPem) : null,
+    ip ? { checkServerIdentity: (_name, cert) => checkServerIdentity(ip, cert) } : {},
   );
+  const nameOverride = o.serverName || (ip ? IP_SNI_PLACEHOLDER : "");
   return new ctor(address, creds, {
-    ...(o.serverName ? { "grpc.ssl_target_name_override": o.serverName } : {}),
+    ...(nameOverride ? { "grpc.ssl_target_name_override": nameOverride } : {}),
     "grpc.max_send_message_length": 16 * 1024 * 1024,
     ...o.options,
   });
+}
+
+const IP_SNI_PLACEHOLDER = "secumon-gateway.invalid";
+
+/** The host of `host:port` / `[v6]:port` when it is an IP literal, else "". */
+export function ipHost(address: string): string {
+  const m = /^\[([^\]]+)\](?::\d+)?$/.exec(address) ?? /^([^:]+)(?::\d+)?$/.exec(address);
+  const host = m?.[1] ?? "";
+  return isIP(host) ? host : "";
 }
 
 /** Calls a unary method by name; resolves the response or rejects with the ServiceError. */
