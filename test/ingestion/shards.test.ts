@@ -9,12 +9,12 @@ import type { Collector } from "../../src/app/collector.ts";
 import { connectNats } from "../../src/bus/connect.ts";
 import { ingestConsumerName, telemetryShard, telemetryStreams } from "../../src/bus/telemetry.ts";
 import { silentLogger } from "../../src/observability/logger.ts";
-import { generateEnrollmentToken } from "../../src/pki/tokens.ts";
 import { newAgentStats, SimAgent } from "../../src/simulator/agent.ts";
 import { enroll } from "../../src/simulator/client.ts";
 import { simHost } from "../../src/simulator/data.ts";
-import { connect, type Sql, withAdmin } from "../../src/storage/db.ts";
+import { connect, type Sql } from "../../src/storage/db.ts";
 import { freePort } from "../../src/supervisor/ports.ts";
+import { createTenant, createToken } from "../gateway/harness.ts";
 import { startCollector, testConfig, waitFor } from "../support/collector.ts";
 
 const SHARDS = 2;
@@ -39,19 +39,8 @@ afterAll(async () => {
 }, 60_000);
 
 test("agents spread over two TELEMETRY shards; ingestion writes every acknowledged sample once", async () => {
-  const [t] = await withAdmin(
-    sql,
-    (tx) => tx<{ id: string }[]>`insert into tenants (name, slug) values ('shards', 'shards') returning id`,
-  );
-  const tenant = t!.id;
-  const { token, hash } = generateEnrollmentToken();
-  await withAdmin(
-    sql,
-    (
-      tx,
-    ) => tx`insert into enrollment_tokens (tenant_id, label, principal_kind, token_hash, expires_at, max_uses)
-      values (${tenant}, 'shards', 'agent', ${hash}, ${new Date(Date.now() + 3_600_000)}, 64)`,
-  );
+  const tenant = await createTenant(sql, "shards");
+  const token = await createToken(sql, tenant);
   const [ca] = await sql<{ cert_pem: string }[]>`select cert_pem from gateway_ca where id = 1`;
   const address = `localhost:${grpcPort}`;
   const stats = newAgentStats();
