@@ -200,7 +200,7 @@ const gateway = Section("gRPC endpoint for agents and probes (role `gateway`).",
       ca_key_file: Str("", "PEM PKCS#8 private key of `ca_file`."),
       server_names: Strings(
         ["localhost", "127.0.0.1"],
-        "DNS names and IP addresses put in the generated server certificate: what agents dial.",
+        "DNS names and IP addresses put in the generated server certificate: what agents dial. When `host` is `0.0.0.0`/`::`, the machine's host name and interface addresses are added at each start.",
       ),
       client_cert_validity: Duration(
         "90d",

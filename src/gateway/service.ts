@@ -27,6 +27,7 @@ import { CallCounter, RateLimiter } from "./limits.ts";
 import { gatewayMetrics } from "./metrics.ts";
 import { Presence } from "./presence.ts";
 import { redisPresence } from "./presence-redis.ts";
+import { certificateNames } from "./server-names.ts";
 
 export interface GatewayDeps {
   config: Config;
@@ -69,6 +70,7 @@ export function createGateway(deps: GatewayDeps): GatewayService {
     });
     let certPem: string;
     let keyPem: string;
+    let certNames: string[] = g.tls.server_names; // what the certificate in use names (informational)
     if (g.tls.cert_file || g.tls.key_file) {
       try {
         certPem = readFileSync(g.tls.cert_file, "utf8");
@@ -80,7 +82,8 @@ export function createGateway(deps: GatewayDeps): GatewayService {
         );
       }
     } else {
-      const issued = await ca.issueServer(g.tls.server_names, parseDuration(g.tls.server_cert_validity));
+      certNames = certificateNames(g.host, g.tls.server_names);
+      const issued = await ca.issueServer(certNames, parseDuration(g.tls.server_cert_validity));
       certPem = issued.certPem;
       keyPem = issued.keyPem;
     }
@@ -175,10 +178,7 @@ export function createGateway(deps: GatewayDeps): GatewayService {
       }),
     );
     ready = true;
-    log.info(
-      { host: g.host, port, names: g.tls.server_names },
-      `gateway listening on ${g.host}:${port} (gRPC, mTLS)`,
-    );
+    log.info({ host: g.host, port, names: certNames }, `gateway listening on ${g.host}:${port} (gRPC, mTLS)`);
   }
 
   async function doStop(): Promise<void> {

@@ -8,11 +8,14 @@ import { enroll, ipHost } from "../../src/simulator/client.ts";
 import { createTenant, createToken, type Harness, startGateway } from "./harness.ts";
 
 let h: Harness;
+let other: Harness;
 beforeAll(async () => {
-  // listen on every loopback address; the certificate names 127.0.0.1 (and localhost) only
-  h = await startGateway({ host: "0.0.0.0" });
+  h = await startGateway({ host: "127.0.0.1" });
+  // a second gateway on another loopback address that its certificate does not name
+  other = await startGateway({ host: "127.0.0.2" }, {}, { sql: h.sql });
 }, 60_000);
 afterAll(async () => {
+  await other?.stop();
   await h?.stop();
 });
 
@@ -35,8 +38,8 @@ test("an IP address the certificate does not name is refused by the client", asy
   const tenant = await createTenant(h.sql);
   const token = await createToken(h.sql, tenant);
   const err = await enroll({
-    address: `127.0.0.2:${h.gw.port}`,
-    caPem: h.gw.caPem,
+    address: `127.0.0.2:${other.gw.port}`,
+    caPem: other.gw.caPem,
     token,
     kind: "agent",
   }).then(
