@@ -12,19 +12,15 @@
  *   single_fsync_per_batch=… atomic_fsync_per_batch=… sharded_fsync_per_batch=… fsync_per_s=… load1=…
  */
 import { spawn, spawnSync } from "node:child_process";
-import { closeSync, fdatasyncSync, openSync, rmSync, writeSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, headers } from "@nats-io/transport-node";
-import { executable } from "../src/assets/binaries.ts";
-import { silentLogger } from "../src/observability/logger.ts";
 import { compress } from "../src/protocol/compression.ts";
 import { makePayload, simHost } from "../src/simulator/data.ts";
-import { natsChild, natsUrl } from "../src/supervisor/nats.ts";
-import { freePort } from "../src/supervisor/ports.ts";
-import { removeTempDirs, tempDir } from "../test/support/tmp.ts";
-import { printMachine, result } from "./machine.ts";
+import { privateNats } from "../test/support/nats.ts";
+import { removeTempDirs } from "../test/support/tmp.ts";
+import { fsyncRate, printMachine, result } from "./machine.ts";
 
 const SECONDS = Number(process.env.SECONDS ?? 5);
 const INFLIGHT = Number(process.env.INFLIGHT ?? 64);
@@ -37,39 +33,10 @@ const payloads = Array.from({ length: 16 }, (_, i) =>
 );
 console.log(`payload: lz4 batch of 500 metrics samples, ${payloads[0]!.byteLength} bytes`);
 
-const dataDir = tempDir("secumon-bench-js-");
-const port = freePort();
-const nats = natsChild(
-  {
-    binary: await executable("nats-server", dataDir),
-    dataDir,
-    host: "127.0.0.1",
-    port,
-    syncInterval: "always",
-  },
-  { initialMs: 200, maxMs: 2000, resetAfterMs: 60_000 },
-  silentLogger(),
-);
-await nats.start();
-const nc = await connect({ servers: natsUrl({ host: "127.0.0.1", port }) });
+const { child: nats, url: natsServerUrl, dataDir } = await privateNats();
+const nc = await connect({ servers: natsServerUrl });
 const js = jetstream(nc);
 const jsm = await jetstreamManager(nc);
-
-function fsyncRate(dir: string, ms = 2000): number {
-  const path = join(dir, "fsync-probe");
-  const fd = openSync(path, "w");
-  const block = new Uint8Array(16 * 1024).fill(7);
-  let n = 0;
-  const t0 = performance.now();
-  while (performance.now() - t0 < ms) {
-    writeSync(fd, block);
-    fdatasyncSync(fd);
-    n++;
-  }
-  closeSync(fd);
-  rmSync(path, { force: true });
-  return Math.round(n / ((performance.now() - t0) / 1000));
-}
 
 const hasStrace = spawnSync("strace", ["-V"]).status === 0;
 

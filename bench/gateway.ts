@@ -23,11 +23,10 @@
  * RESULT streams=… gateway_rss_mib=… batches_per_s=… ack_p50_ms=… ack_p99_ms=… sync_interval=… shards=…
  *        fsync_per_s=… inflight=… agents=… gateway_cpu_pct=… nats_cpu_pct=… client_cpu_pct=… load1=…
  */
-import { closeSync, fdatasyncSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
-import { join } from "node:path";
 import { createSimulator, enroll, type Identity } from "../src/simulator/index.ts";
-import { printMachine, result } from "./machine.ts";
+import { fsyncRate, printMachine, result } from "./machine.ts";
 
 const STREAMS = Number(process.env.STREAMS ?? 1000);
 const AGENTS = Number(process.env.AGENTS ?? 32);
@@ -46,24 +45,6 @@ const cpuSeconds = (pid: number | null) => {
     return 0;
   }
 };
-
-/** fdatasync()s per second of 16 KiB appends in `dir` (the filesystem nats-server writes to). */
-function fsyncRate(dir: string, ms = 2000): number {
-  const path = join(dir, "fsync-probe");
-  const fd = openSync(path, "w");
-  const block = new Uint8Array(16 * 1024).fill(7);
-  let n = 0;
-  const t0 = performance.now();
-  while (performance.now() - t0 < ms) {
-    writeSync(fd, block);
-    fdatasyncSync(fd);
-    n++;
-  }
-  const secs = (performance.now() - t0) / 1000;
-  closeSync(fd);
-  rmSync(path, { force: true });
-  return Math.round(n / secs);
-}
 
 printMachine();
 // CPU_PROF=<dir>: the gateway process writes a CPU profile (markdown) there when it exits

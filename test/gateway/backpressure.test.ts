@@ -7,45 +7,27 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type Client, status } from "@grpc/grpc-js";
 import { JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
-import { executable } from "../../src/assets/binaries.ts";
 import { publishError } from "../../src/gateway/intake.ts";
-import { silentLogger } from "../../src/observability/logger.ts";
 import { encodePayload } from "../../src/protocol/index.ts";
 import { enroll, identityClient, unaryCall } from "../../src/simulator/client.ts";
 import { makePayload, simHost } from "../../src/simulator/data.ts";
-import type { SupervisedChild } from "../../src/supervisor/child.ts";
-import { natsChild, natsUrl } from "../../src/supervisor/nats.ts";
-import { freePort } from "../../src/supervisor/ports.ts";
-import { tempDir } from "../support/tmp.ts";
+import { type PrivateNats, privateNats } from "../support/nats.ts";
 import { createTenant, createToken, type Harness, startGateway, telemetryMessages } from "./harness.ts";
 import { openStream, refusal } from "./helpers.ts";
 
 const MAX_BYTES = 64 * 1024;
 
-let nats: SupervisedChild;
+let nats: PrivateNats;
 let h: Harness;
 let tenant: string;
 const clients: Client[] = [];
 
 beforeAll(async () => {
-  const dataDir = tempDir("secumon-nats-bp-");
-  const port = freePort();
-  nats = natsChild(
-    {
-      binary: await executable("nats-server", dataDir),
-      dataDir,
-      host: "127.0.0.1",
-      port,
-      syncInterval: "always",
-    },
-    { initialMs: 200, maxMs: 2000, resetAfterMs: 60_000 },
-    silentLogger(),
-  );
-  await nats.start();
+  nats = await privateNats();
   h = await startGateway(
     { rate_limiting: { enabled: false } },
     {},
-    { natsUrl: natsUrl({ host: "127.0.0.1", port }), streamMaxBytes: MAX_BYTES },
+    { natsUrl: nats.url, streamMaxBytes: MAX_BYTES },
   );
   tenant = await createTenant(h.sql);
 });
@@ -53,7 +35,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const c of clients) c.close();
   await h?.stop();
-  await nats?.stop();
+  await nats?.child.stop();
 });
 
 describe("back-pressure when the TELEMETRY stream is full", () => {

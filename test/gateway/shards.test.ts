@@ -7,7 +7,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Client } from "@grpc/grpc-js";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { executable } from "../../src/assets/binaries.ts";
 import {
   ingestConsumerName,
   TELEMETRY_STREAM,
@@ -15,13 +14,9 @@ import {
   telemetryStreamName,
   telemetryStreams,
 } from "../../src/bus/telemetry.ts";
-import { silentLogger } from "../../src/observability/logger.ts";
 import { encodePayload } from "../../src/protocol/index.ts";
 import { enroll, type Identity, identityClient } from "../../src/simulator/client.ts";
-import type { SupervisedChild } from "../../src/supervisor/child.ts";
-import { natsChild, natsUrl } from "../../src/supervisor/nats.ts";
-import { freePort } from "../../src/supervisor/ports.ts";
-import { tempDir } from "../support/tmp.ts";
+import { type PrivateNats, privateNats } from "../support/nats.ts";
 import {
   countMessages,
   createTenant,
@@ -33,38 +28,21 @@ import {
 import { openStream } from "./helpers.ts";
 
 const SHARDS = 4;
-let nats: SupervisedChild;
+let nats: PrivateNats;
 let h: Harness;
 let tenant: string;
 const clients: Client[] = [];
 
 beforeAll(async () => {
-  const dataDir = tempDir("secumon-nats-shards-");
-  const port = freePort();
-  nats = natsChild(
-    {
-      binary: await executable("nats-server", dataDir),
-      dataDir,
-      host: "127.0.0.1",
-      port,
-      syncInterval: "always",
-    },
-    { initialMs: 200, maxMs: 2000, resetAfterMs: 60_000 },
-    silentLogger(),
-  );
-  await nats.start();
-  h = await startGateway(
-    { rate_limiting: { enabled: false } },
-    {},
-    { natsUrl: natsUrl({ host: "127.0.0.1", port }), shards: SHARDS },
-  );
+  nats = await privateNats();
+  h = await startGateway({ rate_limiting: { enabled: false } }, {}, { natsUrl: nats.url, shards: SHARDS });
   tenant = await createTenant(h.sql);
 });
 
 afterAll(async () => {
   for (const c of clients) c.close();
   await h?.stop();
-  await nats?.stop();
+  await nats?.child.stop();
 });
 
 const metrics = (id: string) => {

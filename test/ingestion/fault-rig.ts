@@ -30,8 +30,8 @@ import type { SupervisedChild } from "../../src/supervisor/child.ts";
 import { freePort } from "../../src/supervisor/ports.ts";
 import { prepareEmbeddedPg } from "../../src/supervisor/postgres.ts";
 import { waitFor } from "../support/collector.ts";
+import { type PrivateNats, privateNats } from "../support/nats.ts";
 import { tempDir } from "../support/tmp.ts";
-import { type PrivateNats, privateNats } from "./harness.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 const VERBOSE = Boolean(process.env.SECUMON_TEST_VERBOSE);

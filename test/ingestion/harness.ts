@@ -8,7 +8,6 @@ import { type JetStreamClient, jetstream, jetstreamManager, type PubAck } from "
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import type { Sql } from "postgres";
 import type { RoleContext } from "../../src/app/role.ts";
-import { executable } from "../../src/assets/binaries.ts";
 import { ensureTelemetryStream, H, type TelemetryKind, telemetrySubject } from "../../src/bus/telemetry.ts";
 import type { Config } from "../../src/config/schema.ts";
 import { createIngestion } from "../../src/ingestion/service.ts";
@@ -16,39 +15,10 @@ import type { Service } from "../../src/lib/lifecycle.ts";
 import { silentLogger } from "../../src/observability/logger.ts";
 import { Registry } from "../../src/observability/metrics.ts";
 import { type Compression, compress, encodePayload, type PayloadFor } from "../../src/protocol/index.ts";
-import type { SupervisedChild } from "../../src/supervisor/child.ts";
-import { natsChild, natsUrl } from "../../src/supervisor/nats.ts";
-import { freePort } from "../../src/supervisor/ports.ts";
 import { testConfig } from "../support/collector.ts";
+import { type PrivateNats, privateNats } from "../support/nats.ts";
 import { migratedSql } from "../support/pg.ts";
-import { tempDir } from "../support/tmp.ts";
 import { type Fixture, seed } from "./fixtures.ts";
-
-export interface PrivateNats {
-  url: string;
-  child: SupervisedChild;
-  dataDir: string;
-  port: number;
-}
-
-export async function privateNats(opts: { maxStoreBytes?: number } = {}): Promise<PrivateNats> {
-  const dataDir = tempDir("secumon-ingest-nats-");
-  const port = freePort();
-  const child = natsChild(
-    {
-      binary: await executable("nats-server", dataDir),
-      dataDir,
-      host: "127.0.0.1",
-      port,
-      syncInterval: "always",
-      ...(opts.maxStoreBytes ? { maxStoreBytes: opts.maxStoreBytes } : {}),
-    },
-    { initialMs: 100, maxMs: 1000, resetAfterMs: 60_000 },
-    silentLogger(),
-  );
-  await child.start();
-  return { url: natsUrl({ host: "127.0.0.1", port }), child, dataDir, port };
-}
 
 export interface Harness {
   sql: Sql;
