@@ -7,8 +7,7 @@
  *   - online: the touch script reports members that were absent or stale before it raised their score;
  *   - offline: the expiry script removes and returns members older than `offline_after` (one caller gets each).
  */
-import Redis from "ioredis";
-import { CollectorError } from "../lib/errors.ts";
+import { connectRedis } from "../storage/redis.ts";
 
 /** ZADD GT each member; returns the members that were absent or older than the cut (offline → online). */
 const TOUCH = `local cut = tonumber(ARGV[1])
@@ -54,19 +53,7 @@ export interface SharedPresence {
 }
 
 export async function redisPresence(url: string, prefix = "secumon:"): Promise<SharedPresence> {
-  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 2, enableOfflineQueue: true });
-  r.on("error", () => {}); // surfaced by the failing command (the presence loop logs and retries)
-  try {
-    await r.connect();
-  } catch (e) {
-    r.disconnect();
-    throw new CollectorError(
-      "DEPENDENCY_MISSING",
-      `the gateway cannot connect to Redis at redis.url (${(e as Error).message}): check that it is running ` +
-        "and reachable, or leave redis.url empty on a single gateway",
-      { cause: e },
-    );
-  }
+  const r = await connectRedis(url, "the gateway", "a single gateway");
   const key = `${prefix}presence`;
   return {
     async touch(items, cut) {

@@ -2,8 +2,7 @@
  * Shared counters and flags for rate limits, sign-in back-off and session revocation: in memory on a single
  * node, Redis (ioredis) when `redis.url` is set, so several API instances share them (DESIGN.md section 3).
  */
-import Redis from "ioredis";
-import { CollectorError } from "../../lib/errors.ts";
+import { connectRedis } from "../../storage/redis.ts";
 
 export interface CounterStore {
   /** Adds one to `key` in a fixed window of `windowMs`; returns the count and ms until the window ends. */
@@ -60,19 +59,7 @@ if c == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return {c, redis.call('PTTL', KEYS[1])}`;
 
 export async function redisStore(url: string, prefix = "secumon:"): Promise<CounterStore> {
-  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 2, enableOfflineQueue: true });
-  r.on("error", () => {}); // surfaced by the failing command instead
-  try {
-    await r.connect();
-  } catch (e) {
-    r.disconnect();
-    throw new CollectorError(
-      "DEPENDENCY_MISSING",
-      `cannot connect to Redis at redis.url (${(e as Error).message}): check that it is running and reachable, ` +
-        "or leave redis.url empty on a single node",
-      { cause: e },
-    );
-  }
+  const r = await connectRedis(url, "the API", "a single node");
   const k = (key: string) => `${prefix}${key}`;
   return {
     kind: "redis",
