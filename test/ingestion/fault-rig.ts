@@ -32,6 +32,7 @@ import { prepareEmbeddedPg } from "../../src/supervisor/postgres.ts";
 import { waitFor } from "../support/collector.ts";
 import { type PrivateNats, privateNats } from "../support/nats.ts";
 import { tempDir } from "../support/tmp.ts";
+import { metricRows } from "./harness.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 const VERBOSE = Boolean(process.env.SECUMON_TEST_VERBOSE);
@@ -224,13 +225,7 @@ export async function startRig(o: RigOptions): Promise<Rig> {
       producing = on;
     },
     pending: () => agents.reduce((n, a) => n + a.pendingCount, 0),
-    async rows() {
-      const [r] = await sql<{ n: number }[]>`
-        select (select count(*) from system_metrics where tenant_id = ${tenant})
-             + (select count(*) from disk_metrics where tenant_id = ${tenant})
-             + (select count(*) from network_metrics where tenant_id = ${tenant}) as n`;
-      return Number(r?.n ?? 0);
-    },
+    rows: () => metricRows(sql, tenant),
     async streamBytes() {
       const info = await (await jetstreamManager(nc)).streams.info(TELEMETRY_STREAM);
       return { bytes: info.state.bytes, messages: info.state.messages };

@@ -116,3 +116,12 @@ export function publish<K extends TelemetryKind>(js: JetStreamClient, o: Publish
 export async function countRows(sql: Sql, table: string, where = sql`true`): Promise<number> {
   return (await sql<{ n: number }[]>`select count(*)::int as n from ${sql(table)} where ${where}`)[0]!.n;
 }
+
+/** Rows of a tenant's metrics samples (system + disk + network): what the simulator counts as acked samples. */
+export async function metricRows(sql: Sql, tenant: string): Promise<number> {
+  const [r] = await sql<{ n: number }[]>`
+    select (select count(*) from system_metrics where tenant_id = ${tenant})
+         + (select count(*) from disk_metrics where tenant_id = ${tenant})
+         + (select count(*) from network_metrics where tenant_id = ${tenant}) as n`;
+  return Number(r?.n ?? 0);
+}

@@ -16,6 +16,7 @@ import { connect, type Sql } from "../../src/storage/db.ts";
 import { freePort } from "../../src/supervisor/ports.ts";
 import { createTenant, createToken } from "../gateway/harness.ts";
 import { startCollector, testConfig, waitFor } from "../support/collector.ts";
+import { metricRows } from "./harness.ts";
 
 const SHARDS = 2;
 let c: Collector;
@@ -76,13 +77,7 @@ test("agents spread over two TELEMETRY shards; ingestion writes every acknowledg
   );
   const acked = stats.ackedSamples.metrics ?? 0;
   expect(acked).toBeGreaterThan(0);
-  const rows = async () => {
-    const [r] = await sql<{ n: number }[]>`
-      select (select count(*) from system_metrics where tenant_id = ${tenant})
-           + (select count(*) from disk_metrics where tenant_id = ${tenant})
-           + (select count(*) from network_metrics where tenant_id = ${tenant}) as n`;
-    return Number(r?.n ?? 0);
-  };
+  const rows = () => metricRows(sql, tenant);
   await waitFor(async () => (await rows()) >= acked, 60_000, "the rows of every acknowledged sample");
   await Bun.sleep(500);
   expect(await rows()).toBe(acked);
