@@ -36,8 +36,6 @@ export interface GatewayDeps {
   sql: Sql;
   nats: NatsConnection | null;
   keyring: Keyring;
-  /** TELEMETRY shards to publish to; default `nats.telemetry_shards` (src/bus/telemetry.ts). */
-  telemetryShards?: number;
 }
 
 export interface GatewayService extends Service {
@@ -141,7 +139,7 @@ export function createGateway(deps: GatewayDeps): GatewayService {
       intake: new Intake({
         js,
         maxUncompressedBytes: g.max_uncompressed_bytes,
-        shards: deps.telemetryShards ?? deps.config.nats.telemetry_shards,
+        shards: deps.config.nats.telemetry_shards,
       }),
       presence,
       calls: new CallCounter(g.max_connections, g.max_streams_per_source),

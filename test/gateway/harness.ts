@@ -53,7 +53,12 @@ export async function startGateway(
   });
   const config = loadConfig({
     env: {},
-    overrides: { data_dir: tempDir("secumon-gw-"), gateway: { grpc_port: 0, ...gateway }, ...extra },
+    overrides: {
+      data_dir: tempDir("secumon-gw-"),
+      gateway: { grpc_port: 0, ...gateway },
+      ...(o.shards ? { nats: { telemetry_shards: o.shards } } : {}),
+      ...extra,
+    },
   });
   const metrics = new Registry();
   let keyring = keyrings.get(sql);
@@ -68,7 +73,6 @@ export async function startGateway(
     sql,
     nats: nc,
     keyring,
-    telemetryShards: o.shards ?? 1,
   });
   await gw.start();
   return {
