@@ -6,12 +6,11 @@
  * (api.auth.jwt_expiry).
  */
 import type { RoleContext } from "../app/role.ts";
-import { jwtSigner } from "../auth/jwt.ts";
 import type { ApiDeps, Role } from "./deps.ts";
 import { roleAtLeast } from "./deps.ts";
-import { jwtKey } from "./jwt-key.ts";
 import { forbidden } from "./lib/http-errors.ts";
-import { type CounterStore, memoryStore, redisStore } from "./lib/store.ts";
+import type { CounterStore } from "./lib/store.ts";
+import { openApiDeps } from "./open-deps.ts";
 import { authenticate } from "./principal.ts";
 
 export interface RoleAuthorizer {
@@ -23,20 +22,10 @@ export function roleAuthorizer(ctx: RoleContext, need: Role): RoleAuthorizer {
   let deps: Promise<ApiDeps> | null = null;
   let store: CounterStore | null = null;
   const load = () => {
-    deps ??= (async () => {
-      store = ctx.config.redis.url ? await redisStore(ctx.config.redis.url) : memoryStore();
-      return {
-        config: ctx.config,
-        sql: ctx.sql,
-        keyring: ctx.keyring,
-        log: ctx.log,
-        metrics: ctx.metrics,
-        store,
-        jwt: jwtSigner(jwtKey(ctx.config.api.auth.jwt_secret, ctx.dataDir)),
-        dataDir: ctx.dataDir,
-        now: Date.now,
-      };
-    })();
+    deps ??= openApiDeps(ctx).then((d) => {
+      store = d.store;
+      return d;
+    });
     return deps;
   };
   return {

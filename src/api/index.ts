@@ -1,10 +1,8 @@
 /** The api role: HTTP API (REST, GraphQL, OpenAPI), authentication and the embedded web UI. */
 import type { RoleDefinition } from "../app/role.ts";
-import { jwtSigner } from "../auth/jwt.ts";
 import { apiPlugin } from "./app.ts";
-import type { ApiDeps } from "./deps.ts";
-import { jwtKey } from "./jwt-key.ts";
-import { type CounterStore, memoryStore, redisStore } from "./lib/store.ts";
+import type { CounterStore } from "./lib/store.ts";
+import { openApiDeps } from "./open-deps.ts";
 import { prepareSetupCode } from "./routes/setup.ts";
 
 export const apiRole: RoleDefinition = {
@@ -18,18 +16,8 @@ export const apiRole: RoleDefinition = {
       name: "role:api",
       async start() {
         if (mounted) return;
-        store = ctx.config.redis.url ? await redisStore(ctx.config.redis.url) : memoryStore();
-        const deps: ApiDeps = {
-          config: ctx.config,
-          sql: ctx.sql,
-          keyring: ctx.keyring,
-          log: ctx.log,
-          metrics: ctx.metrics,
-          store,
-          jwt: jwtSigner(jwtKey(ctx.config.api.auth.jwt_secret, ctx.dataDir)),
-          dataDir: ctx.dataDir,
-          now: Date.now,
-        };
+        const deps = await openApiDeps(ctx);
+        store = deps.store;
         await prepareSetupCode(deps);
         ctx.http.use(apiPlugin(deps));
         mounted = true;
