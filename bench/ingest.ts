@@ -18,9 +18,11 @@
  * Prints the CPU % of a core each process used during phase 2 and ends with the RESULT line.
  * Knobs (env): BENCH_SATURATE_S (default BENCH_LAG_S), BENCH_LAG_S (default 120), BENCH_AGENTS (16),
  * BENCH_SAMPLES (1000 per batch), BENCH_RAW_ROWS (300000), BENCH_BACKLOG (1000000 rows), BENCH_SPLIT=1 (gateway and ingestion in two processes),
- * BENCH_GROUP / BENCH_CONCURRENCY (ingestion.batch_size / concurrency, default 20 / 3).
+ * BENCH_GROUP / BENCH_CONCURRENCY (ingestion.batch_size / concurrency, default 20 / 3), BENCH_PROFILE=DIR (with
+ * BENCH_SPLIT=1: CPU profile of the ingestion process, markdown, written into DIR when it stops).
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { executable } from "../src/assets/binaries.ts";
@@ -41,6 +43,7 @@ import { copyLines } from "../src/telemetry/copy.ts";
 import { COLUMNS, metricsRows } from "../src/telemetry/rows.ts";
 import { RejectTally } from "../src/telemetry/validate.ts";
 import { printMachine, result } from "./machine.ts";
+import { pgCpu, pgWindow } from "./pg-probe.ts";
 
 const env = (k: string, d: number) => Number(process.env[k] ?? d);
 const LAG_S = env("BENCH_LAG_S", 120);
@@ -50,9 +53,11 @@ const SAMPLES = env("BENCH_SAMPLES", 1000);
 const RAW_ROWS = env("BENCH_RAW_ROWS", 300_000);
 const BACKLOG = env("BENCH_BACKLOG", 1_000_000);
 const ROOT = join(import.meta.dir, "..");
+const tmpDirs: string[] = [];
 const tmp = (p: string) => {
-  const d = `${require("node:os").tmpdir()}/${p}${crypto.randomUUID().slice(0, 8)}`;
-  require("node:fs").mkdirSync(d, { recursive: true, mode: 0o755 });
+  const d = `${tmpdir()}/${p}${crypto.randomUUID().slice(0, 8)}`;
+  mkdirSync(d, { recursive: true, mode: 0o755 });
+  tmpDirs.push(d);
   return d;
 };
 
@@ -107,6 +112,7 @@ await sql`select secumon_ensure_partitions('system_metrics', now() - interval '1
 async function rawCopy(parallel: number, empty = true): Promise<number> {
   if (empty) await sql`truncate system_metrics`;
   const per = Math.ceil(lines.length / parallel);
+  const probe = await pgWindow(sql, pg.child.pid ?? 0, false);
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: parallel }, async (_, p) => {
@@ -118,7 +124,10 @@ async function rawCopy(parallel: number, empty = true): Promise<number> {
       }
     }),
   );
-  return lines.length / ((performance.now() - t0) / 1000);
+  const rate = lines.length / ((performance.now() - t0) / 1000);
+  console.log(`raw COPY, ${parallel} connection(s), ${empty ? "empty" : "full"} partition:`);
+  for (const l of await probe.end(lines.length)) console.log(l);
+  return rate;
 }
 const raw1 = await rawCopy(1);
 const raw2 = await rawCopy(2);
@@ -133,23 +142,29 @@ await sql`truncate system_metrics`;
 const apiPort = freePort();
 const grpcPort = freePort();
 const SPLIT = process.env.BENCH_SPLIT === "1";
+// BENCH_PROFILE=DIR: the ingestion process writes a CPU profile (markdown) into DIR when it exits
+const PROFILE = process.env.BENCH_PROFILE ?? "";
 function spawnCollector(roles: string, port: number): Subprocess {
-  return Bun.spawn(["bun", "src/main.ts", "serve", "--roles", roles, "--data-dir", tmp("secumon-bench-c-")], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      SECUMON_DATABASE__URL: pg.url,
-      SECUMON_NATS__URL: natsUrl({ host: "127.0.0.1", port: natsPort }),
-      SECUMON_API__PORT: String(port),
-      SECUMON_GATEWAY__GRPC_PORT: String(grpcPort),
-      SECUMON_GATEWAY__RATE_LIMITING__ENABLED: "false",
-      SECUMON_INGESTION__BATCH_SIZE: process.env.BENCH_GROUP ?? "20",
-      SECUMON_INGESTION__CONCURRENCY: process.env.BENCH_CONCURRENCY ?? "3",
-      SECUMON_LOGGING__LEVEL: "warn",
+  const prof = PROFILE && roles === "ingestion" ? ["--cpu-prof-md", `--cpu-prof-dir=${PROFILE}`] : [];
+  return Bun.spawn(
+    ["bun", ...prof, "src/main.ts", "serve", "--roles", roles, "--data-dir", tmp("secumon-bench-c-")],
+    {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        SECUMON_DATABASE__URL: pg.url,
+        SECUMON_NATS__URL: natsUrl({ host: "127.0.0.1", port: natsPort }),
+        SECUMON_API__PORT: String(port),
+        SECUMON_GATEWAY__GRPC_PORT: String(grpcPort),
+        SECUMON_GATEWAY__RATE_LIMITING__ENABLED: "false",
+        SECUMON_INGESTION__BATCH_SIZE: process.env.BENCH_GROUP ?? "20",
+        SECUMON_INGESTION__CONCURRENCY: process.env.BENCH_CONCURRENCY ?? "3",
+        SECUMON_LOGGING__LEVEL: "warn",
+      },
+      stdout: "inherit",
+      stderr: "inherit",
     },
-    stdout: "inherit",
-    stderr: "inherit",
-  });
+  );
 }
 async function ready(proc: Subprocess, port: number): Promise<void> {
   for (let i = 0; ; i++) {
@@ -254,17 +269,6 @@ function cpuOf(pid: number): number {
     return 0;
   }
 }
-function childrenOf(ppid: number): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const s = readFileSync(`/proc/${d}/stat`, "utf8");
-      if (Number(s.slice(s.lastIndexOf(")") + 2).split(" ")[1]) === ppid) out.push(Number(d));
-    } catch {}
-  }
-  return out;
-}
 function cpuSplit(): Record<string, number> {
   const pgPid = pg.child.pid ?? 0;
   return {
@@ -272,7 +276,7 @@ function cpuSplit(): Record<string, number> {
     collector: cpuOf(collector.pid),
     ...(gatewayProc ? { gateway: cpuOf(gatewayProc.pid) } : {}),
     nats: cpuOf(nats.pid ?? 0),
-    postgres: cpuOf(pgPid) + childrenOf(pgPid).reduce((s, p) => s + cpuOf(p), 0),
+    postgres: Object.values(pgCpu(pgPid)).reduce((a, b) => a + b, 0),
   };
 }
 const rss = (pid: number) =>
@@ -285,6 +289,7 @@ const rss = (pid: number) =>
 const acked = () => stats.ackedSamples.metrics ?? 0;
 await Bun.sleep(10_000); // warm-up: the pipeline is saturated from here on
 const cpu0 = cpuSplit();
+const pgBusy = await pgWindow(sql, pg.child.pid ?? 0);
 const w0 = rowsWritten(await scrape());
 const t0 = performance.now();
 const perMinute: number[] = [];
@@ -298,6 +303,7 @@ console.log(`saturation, rows/s written per minute: ${perMinute.join(" ")}`);
 const wBusy = rowsWritten(await scrape());
 const tBusy = performance.now();
 const cpu1 = cpuSplit();
+const pgBusyLines = await pgBusy.end(wBusy - w0);
 const e2e = (wBusy - w0) / ((tBusy - t0) / 1000);
 rate = 0;
 await Bun.sleep(1000); // in-flight acknowledgements
@@ -316,6 +322,7 @@ console.log(
     `(gateway acknowledged ${Math.round((target - w0) / busyS)} rows/s in that time); then the backlog drained at ` +
     `${Math.round(drain)} rows/s. CPU % of one core per process while busy: ${JSON.stringify(split)}`,
 );
+for (const l of pgBusyLines) console.log(l);
 
 // --- 3. raw COPY at a comparable partition size ----------------------------------------------------------------
 const [sz] = await sql<{ size: string }[]>`
@@ -333,11 +340,13 @@ console.log(
 rate = (0.8 * e2e) / SAMPLES;
 await Bun.sleep(10_000); // settle at the new rate
 const h0 = await scrape();
+const pgLag = await pgWindow(sql, pg.child.pid ?? 0);
 const rssSamples: number[] = [];
 const sampler = setInterval(() => rssSamples.push(rss(collector.pid)), 5000);
 await Bun.sleep(LAG_S * 1000);
 clearInterval(sampler);
 const h1 = await scrape();
+const pgLagLines = await pgLag.end(rowsWritten(h1) - rowsWritten(h0));
 function lagP99(a: string, b: string): number {
   const buckets: [number, number][] = [];
   for (const l of b.split("\n")) {
@@ -380,6 +389,7 @@ const lagRows = (rowsWritten(h1) - rowsWritten(h0)) / LAG_S;
 console.log(
   `at 80 % (asked ${Math.round(0.8 * e2e)} rows/s): ${Math.round(lagRows)} rows/s, lag p99 ${lag.toFixed(2)} s, ingestion process RSS ${Math.round(rssSamples[0] ?? 0)} → ${Math.round(rssSamples.at(-1) ?? 0)} MiB (min ${Math.round(Math.min(...rssSamples))}, max ${Math.round(Math.max(...rssSamples))}, ${rssSamples.length} samples)`,
 );
+for (const l of pgLagLines) console.log(l);
 console.log(`simulator: ${JSON.stringify(stats)}`);
 
 clearInterval(driver);
@@ -392,6 +402,7 @@ await gatewayProc?.exited;
 await nats.stop();
 await sql.end({ timeout: 2 });
 await pg.child.stop();
+for (const d of tmpDirs) rmSync(d, { recursive: true, force: true }); // the cluster alone holds gigabytes
 // system_metrics values per row: cpu_usage, cpu_user, cpu_system, cpu_iowait, load_avg_1/5/15, mem_total, mem_used,
 // mem_available, mem_cached, swap_used (the simulator's disk and network rows carry 10 and 6; counted as 12 here
 // only approximately: 80 % of its rows are system rows)

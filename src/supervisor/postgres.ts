@@ -14,7 +14,7 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
+import { tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import postgres from "postgres";
 import { CollectorError } from "../lib/errors.ts";
@@ -189,6 +189,7 @@ export async function prepareEmbeddedPg(
         "log_line_prefix=",
         "-c",
         "max_connections=200",
+        ...writeHeavySettings(binDir, clusterDir, user),
       ],
       runAs: user,
       stopSignal: "SIGINT", // fast shutdown: roll back open transactions, checkpoint, exit
@@ -208,6 +209,47 @@ export async function prepareEmbeddedPg(
     events,
   );
   return { child, url, socketDir };
+}
+
+/**
+ * Server settings for a write-heavy appliance (telemetry COPY around the clock), durability untouched: fsync,
+ * synchronous_commit and full_page_writes keep their safe defaults, so a commit is still on disk when
+ * acknowledged. What changes (docs/telemetry-path.md, measured with bench/ingest.ts):
+ *   - shared_buffers 25 % of RAM (128 MB to 8 GB): the recent part of each raw table's btree must stay in
+ *     memory, or every COPY reads and writes index pages back and forth (the default 128 MB thrashes);
+ *   - wal_buffers 64 MB: one group's COPY writes several MB of WAL, more than the default 4 MB buffer holds;
+ *   - max_wal_size 4 GB, checkpoint_timeout 15 min: fewer checkpoints, so fewer full-page images after each
+ *     (up to 4 GB of WAL on disk, recycled; crash recovery replays at most that);
+ *   - wal_compression lz4 (pglz when the server was built without lz4): the full-page images that remain
+ *     are compressed.
+ */
+export function writeHeavySettings(
+  binDir: string,
+  clusterDir: string,
+  user: { uid: number; gid: number } | null,
+  ramBytes = totalmem(),
+): string[] {
+  const sharedMb = Math.min(8192, Math.max(128, Math.floor(ramBytes / 4 / 2 ** 20)));
+  const lz4 = Bun.spawnSync(
+    runAsArgv(user, [
+      join(binDir, "postgres"),
+      "-D",
+      clusterDir,
+      "-C",
+      "wal_compression",
+      "-c",
+      "wal_compression=lz4",
+    ]),
+    { stdout: "ignore", stderr: "ignore" },
+  );
+  return [
+    ["shared_buffers", `${sharedMb}MB`],
+    ["wal_buffers", "64MB"],
+    ["max_wal_size", "4GB"],
+    ["min_wal_size", "1GB"],
+    ["checkpoint_timeout", "15min"],
+    ["wal_compression", lz4.exitCode === 0 ? "lz4" : "pglz"],
+  ].flatMap(([k, v]) => ["-c", `${k}=${v}`]);
 }
 
 /** Ready when we can connect; creates the collector's database on first start. */
