@@ -17,7 +17,7 @@
  *      mean of the first tenth).
  * Prints the CPU % of a core each process used during phase 2 and ends with the RESULT line.
  * Knobs (env): BENCH_SATURATE_S (default BENCH_LAG_S), BENCH_LAG_S (default 120), BENCH_AGENTS (16),
- * BENCH_SAMPLES (1000 per batch), BENCH_RAW_ROWS (300000), BENCH_BACKLOG (1000000 rows), BENCH_SPLIT=1 (gateway and ingestion in two processes),
+ * BENCH_SAMPLES (1000 per batch), BENCH_RAW_ROWS (300000, COPYed in the binary format the pipeline uses), BENCH_BACKLOG (1000000 rows), BENCH_SPLIT=1 (gateway and ingestion in two processes),
  * BENCH_GROUP / BENCH_CONCURRENCY (ingestion.batch_size / concurrency, default 20 / 3), BENCH_PROFILE=DIR (with
  * BENCH_SPLIT=1: CPU profile of the ingestion process, markdown, written into DIR when it stops).
  */
@@ -39,7 +39,7 @@ import { runMigrations } from "../src/storage/migrate.ts";
 import { natsChild, natsUrl } from "../src/supervisor/nats.ts";
 import { freePort } from "../src/supervisor/ports.ts";
 import { prepareEmbeddedPg } from "../src/supervisor/postgres.ts";
-import { copyLines } from "../src/telemetry/copy.ts";
+import { copyBinary } from "../src/telemetry/copy.ts";
 import { COLUMNS, metricsRows } from "../src/telemetry/rows.ts";
 import { RejectTally } from "../src/telemetry/validate.ts";
 import { printMachine, result } from "./machine.ts";
@@ -95,38 +95,46 @@ await nats.start();
 const host = simHost(0);
 const tenant = crypto.randomUUID();
 const agent = crypto.randomUUID();
-const lines: string[] = [];
+// the rows in the encoding the pipeline COPYs them in (binary for metrics, src/telemetry/copy.ts): one chunk
+// per payload (its system rows)
+const chunks: { bytes: Uint8Array; rows: number }[] = [];
+let rawRows = 0;
 const window = { minMs: 0, maxMs: Date.now() + 3_600_000 };
-while (lines.length < RAW_ROWS) {
+while (rawRows < RAW_ROWS) {
   const { bytes } = makePayload("metrics", host, SAMPLES);
   const rows = metricsRows(
     decodePayload("metrics", bytes),
     { tenantId: tenant, sourceId: agent },
     window,
     new RejectTally(),
-  );
-  lines.push(...(rows.lines.get("system_metrics") ?? []));
+  ).binary.get("system_metrics");
+  if (!rows) throw new Error("the simulator's metrics payload holds no system rows");
+  chunks.push({ bytes: rows.bytes(), rows: rows.rows });
+  rawRows += rows.rows;
 }
-lines.length = RAW_ROWS;
 await sql`select secumon_ensure_partitions('system_metrics', now() - interval '1 day', now() + interval '1 day')`;
 async function rawCopy(parallel: number, empty = true): Promise<number> {
   if (empty) await sql`truncate system_metrics`;
-  const per = Math.ceil(lines.length / parallel);
+  const per = Math.ceil(chunks.length / parallel);
   const probe = await pgWindow(sql, pg.child.pid ?? 0, false);
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: parallel }, async (_, p) => {
-      const mine = lines.slice(p * per, (p + 1) * per);
-      for (let i = 0; i < mine.length; i += 10_000) {
-        await withAdmin(sql, (tx) =>
-          copyLines(tx, "system_metrics", COLUMNS.system_metrics, mine.slice(i, i + 10_000)),
-        );
+      const mine = chunks.slice(p * per, (p + 1) * per);
+      // about 10,000 rows per transaction
+      for (let i = 0; i < mine.length; ) {
+        const txn: Uint8Array[] = [];
+        for (let n = 0; i < mine.length && n < 10_000; i++) {
+          txn.push(mine[i]!.bytes);
+          n += mine[i]!.rows;
+        }
+        await withAdmin(sql, (tx) => copyBinary(tx, "system_metrics", COLUMNS.system_metrics, txn));
       }
     }),
   );
-  const rate = lines.length / ((performance.now() - t0) / 1000);
+  const rate = rawRows / ((performance.now() - t0) / 1000);
   console.log(`raw COPY, ${parallel} connection(s), ${empty ? "empty" : "full"} partition:`);
-  for (const l of await probe.end(lines.length)) console.log(l);
+  for (const l of await probe.end(rawRows)) console.log(l);
   return rate;
 }
 const raw1 = await rawCopy(1);

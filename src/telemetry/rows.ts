@@ -4,7 +4,7 @@
  */
 import type { LogsPayload, MetricsPayload, ScanResultsPayload, SnmpPayload } from "../protocol/index.ts";
 import { logLevelName } from "../protocol/index.ts";
-import { bool, float, int, json, NULL, text, time } from "./copy.ts";
+import { BinaryRows, bool, float, json, NULL, text, time, uuidBytes } from "./copy.ts";
 import {
   checkTime,
   counter,
@@ -22,9 +22,10 @@ export { COLUMNS, type CopyTable } from "./columns.ts";
 
 import type { CopyTable } from "./columns.ts";
 
-/** COPY lines per table, accumulated over the batches of one write. */
+/** A batch's rows per table: COPY text lines, or rows already in COPY binary format (metrics tables). */
 export class TableLines {
   readonly lines = new Map<CopyTable, string[]>();
+  readonly binary = new Map<CopyTable, BinaryRows>();
   add(table: CopyTable, line: string): void {
     let l = this.lines.get(table);
     if (!l) {
@@ -33,9 +34,19 @@ export class TableLines {
     }
     l.push(line);
   }
+  /** The binary rows of `table` (created empty on first use). */
+  bin(table: CopyTable): BinaryRows {
+    let b = this.binary.get(table);
+    if (!b) {
+      b = new BinaryRows();
+      this.binary.set(table, b);
+    }
+    return b;
+  }
   get rows(): number {
     let n = 0;
     for (const l of this.lines.values()) n += l.length;
+    for (const b of this.binary.values()) n += b.rows;
     return n;
   }
 }
@@ -65,45 +76,65 @@ function each<T>(
   return out;
 }
 
+/** Writes each item as one binary row, dropping (and counting) the ones that throw RowRejected. */
+function eachBinary<T>(
+  items: T[] | undefined,
+  out: TableLines,
+  table: CopyTable,
+  tally: RejectTally,
+  fn: (b: BinaryRows, x: T) => void,
+): void {
+  if (!items || items.length === 0) return;
+  const b = out.bin(table);
+  for (const x of items) {
+    try {
+      fn(b, x);
+      b.end();
+    } catch (e) {
+      if (!(e instanceof RowRejected)) throw e;
+      b.abort();
+      tally.add(table, e.reason);
+    }
+  }
+}
+
+/** Metrics rows in COPY binary format (src/telemetry/copy.ts); columns in the order of COLUMNS. */
 export function metricsRows(p: MetricsPayload, src: Source, w: TimeWindow, tally: RejectTally): TableLines {
   const out = new TableLines();
-  const ids = `${src.tenantId}\t${src.sourceId}`;
-  for (const l of each(p.system, "system_metrics", tally, (m) => {
+  const tenant = uuidBytes(src.tenantId);
+  const agent = uuidBytes(src.sourceId);
+  eachBinary(p.system, out, "system_metrics", tally, (b, m) => {
     const t = checkTime(m.time_unix_ms, w);
+    b.begin(16).time(t).uuid(tenant).uuid(agent);
+    b.float8(percent(m.cpu_usage)).float8(percent(m.cpu_user)).float8(percent(m.cpu_system));
+    b.float8(percent(m.cpu_iowait)).float8(nonNegative(m.load_avg_1)).float8(nonNegative(m.load_avg_5));
+    b.float8(nonNegative(m.load_avg_15)).int8(counter(m.mem_total)).int8(counter(m.mem_used));
+    b.int8(counter(m.mem_available)).int8(counter(m.mem_cached)).int8(counter(m.swap_used));
     let extra = "{}";
     if (m.extra && Object.keys(m.extra).length > 0) {
       for (const v of Object.values(m.extra)) finite(v);
-      extra = json(m.extra);
+      extra = JSON.stringify(m.extra);
     }
-    return `${time(t)}\t${ids}\t${float(percent(m.cpu_usage))}\t${float(percent(m.cpu_user))}\t${float(
-      percent(m.cpu_system),
-    )}\t${float(percent(m.cpu_iowait))}\t${float(nonNegative(m.load_avg_1))}\t${float(
-      nonNegative(m.load_avg_5),
-    )}\t${float(nonNegative(m.load_avg_15))}\t${int(counter(m.mem_total))}\t${int(counter(m.mem_used))}\t${int(
-      counter(m.mem_available),
-    )}\t${int(counter(m.mem_cached))}\t${int(counter(m.swap_used))}\t${extra}\n`;
-  }))
-    out.add("system_metrics", l);
-  for (const l of each(p.disks, "disk_metrics", tally, (d) => {
+    b.jsonb(extra);
+  });
+  eachBinary(p.disks, out, "disk_metrics", tally, (b, d) => {
     const t = checkTime(d.time_unix_ms, w);
-    return `${time(t)}\t${ids}\t${text(required(d.device))}\t${d.mountpoint ? text(d.mountpoint) : NULL}\t${int(
-      counter(d.total_bytes),
-    )}\t${int(counter(d.used_bytes))}\t${float(percent(d.usage_percent))}\t${int(counter(d.read_bytes))}\t${int(
-      counter(d.write_bytes),
-    )}\t${int(counter(d.read_ops))}\t${int(counter(d.write_ops))}\t${float(nonNegative(d.read_latency))}\t${float(
-      nonNegative(d.write_latency),
-    )}\n`;
-  }))
-    out.add("disk_metrics", l);
-  for (const l of each(p.networks, "network_metrics", tally, (n) => {
+    b.begin(14)
+      .time(t)
+      .uuid(tenant)
+      .uuid(agent)
+      .text(required(d.device))
+      .text(d.mountpoint || null);
+    b.int8(counter(d.total_bytes)).int8(counter(d.used_bytes)).float8(percent(d.usage_percent));
+    b.int8(counter(d.read_bytes)).int8(counter(d.write_bytes)).int8(counter(d.read_ops));
+    b.int8(counter(d.write_ops)).float8(nonNegative(d.read_latency)).float8(nonNegative(d.write_latency));
+  });
+  eachBinary(p.networks, out, "network_metrics", tally, (b, n) => {
     const t = checkTime(n.time_unix_ms, w);
-    return `${time(t)}\t${ids}\t${text(required(n.interface))}\t${int(counter(n.rx_bytes))}\t${int(
-      counter(n.tx_bytes),
-    )}\t${int(counter(n.rx_packets))}\t${int(counter(n.tx_packets))}\t${int(counter(n.rx_errors))}\t${int(
-      counter(n.tx_errors),
-    )}\n`;
-  }))
-    out.add("network_metrics", l);
+    b.begin(10).time(t).uuid(tenant).uuid(agent).text(required(n.interface));
+    b.int8(counter(n.rx_bytes)).int8(counter(n.tx_bytes)).int8(counter(n.rx_packets));
+    b.int8(counter(n.tx_packets)).int8(counter(n.rx_errors)).int8(counter(n.tx_errors));
+  });
   return out;
 }
 

@@ -6,7 +6,7 @@
  */
 import type { InventoryPayload } from "../protocol/index.ts";
 import { type Sql, withAdmin } from "../storage/db.ts";
-import { copyLines } from "./copy.ts";
+import { copyBinary, copyLines } from "./copy.ts";
 import { applyInventory } from "./inventory.ts";
 import { claimBatches, ledgerKey } from "./ledger.ts";
 import { COLUMNS, type CopyTable, type TableLines } from "./rows.ts";
@@ -45,6 +45,7 @@ export async function writeBatches(sql: Sql, batches: WriteBatch[]): Promise<Wri
       })),
     );
     const byTable = new Map<CopyTable, string[]>();
+    const binByTable = new Map<CopyTable, { chunks: Uint8Array[]; rows: number }>();
     const inventories: WriteBatch[] = [];
     for (const b of list) {
       if (!fresh.has(ledgerKey(b.sourceId, b.batchId))) continue;
@@ -53,12 +54,24 @@ export async function writeBatches(sql: Sql, batches: WriteBatch[]): Promise<Wri
         if (acc) for (const l of lines) acc.push(l);
         else byTable.set(table, lines.slice());
       }
+      for (const [table, rows] of b.lines.binary) {
+        if (rows.rows === 0) continue;
+        const acc = binByTable.get(table) ?? { chunks: [], rows: 0 };
+        acc.chunks.push(rows.bytes());
+        acc.rows += rows.rows;
+        binByTable.set(table, acc);
+      }
       if (b.inventory) inventories.push(b);
     }
+    // one COPY per table and format for the whole group
     const rowsByTable = new Map<string, number>();
     for (const [table, lines] of byTable) {
       await copyLines(tx, table, COLUMNS[table], lines);
       rowsByTable.set(table, lines.length);
+    }
+    for (const [table, { chunks, rows }] of binByTable) {
+      await copyBinary(tx, table, COLUMNS[table], chunks);
+      rowsByTable.set(table, (rowsByTable.get(table) ?? 0) + rows);
     }
     inventories.sort((a, b) => (a.inventory?.timeMs ?? 0) - (b.inventory?.timeMs ?? 0));
     for (const b of inventories) {

@@ -69,6 +69,65 @@ describe("writeBatches", () => {
     expect(led).toMatchObject({ kind: "metrics", rows: 5, tenant_id: f.tenant });
   });
 
+  test("metrics rows (binary COPY): every column comes back as sent, absent values as NULL", async () => {
+    const agent = f.agent;
+    const t = now - 1234.567; // sub-millisecond part dropped, as in the text format
+    const tally = new RejectTally();
+    const lines = metricsRows(
+      {
+        system: [
+          {
+            time_unix_ms: t,
+            cpu_usage: 99.999999999,
+            cpu_user: 0,
+            cpu_system: 1e-9,
+            load_avg_1: 123456.789,
+            mem_total: 2 ** 53 - 1,
+            mem_used: 0,
+            extra: { 'é"q': -0.5 },
+          },
+          { time_unix_ms: t, cpu_usage: 101 }, // out of range: dropped, the rows around it kept
+          { time_unix_ms: t + 1 },
+        ],
+        disks: [{ time_unix_ms: t, device: "nvme0n1\tp1 é\u0000", mountpoint: "", total_bytes: 5 }],
+        networks: [{ time_unix_ms: t, interface: "wlan0\\x", rx_errors: 7 }],
+      },
+      { tenantId: f.tenant, sourceId: agent },
+      window,
+      tally,
+    );
+    expect(lines.rows).toBe(4);
+    expect([...tally.entries()]).toEqual([{ table: "system_metrics", reason: "out_of_range", count: 1 }]);
+    const batchId = crypto.randomUUID();
+    await writeBatches(sql, [{ sourceId: agent, batchId, kind: "metrics", tenantId: f.tenant, lines }]);
+    const sys = await sql`
+      select time, tenant_id, cpu_usage, cpu_user, cpu_system, cpu_iowait, load_avg_1, mem_total, mem_used,
+             swap_used, extra
+      from system_metrics where agent_id = ${agent} and time >= ${new Date(Math.floor(t))}
+        and time <= ${new Date(Math.floor(t) + 1)} order by time`;
+    expect(sys).toHaveLength(2);
+    expect(sys[0]).toEqual({
+      time: new Date(Math.floor(t)),
+      tenant_id: f.tenant,
+      cpu_usage: 99.999999999,
+      cpu_user: 0,
+      cpu_system: 1e-9,
+      cpu_iowait: null,
+      load_avg_1: 123456.789,
+      mem_total: String(2 ** 53 - 1),
+      mem_used: "0",
+      swap_used: null,
+      extra: { 'é"q': -0.5 },
+    });
+    expect(sys[1]).toMatchObject({ time: new Date(Math.floor(t) + 1), cpu_usage: null, extra: {} });
+    const [disk] = await sql`select device, mountpoint, total_bytes, used_bytes from disk_metrics
+      where agent_id = ${agent} and time = ${new Date(Math.floor(t))}`;
+    expect(disk).toEqual({ device: "nvme0n1\tp1 é", mountpoint: null, total_bytes: "5", used_bytes: null });
+    const [net] = await sql`select interface, rx_errors, tx_errors from network_metrics
+      where agent_id = ${agent} and time = ${new Date(Math.floor(t))}`;
+    expect(net).toEqual({ interface: "wlan0\\x", rx_errors: "7", tx_errors: null });
+  });
+
   test("two writers offered the same batches at once: each batch is written exactly once", async () => {
     const batches = Array.from({ length: 20 }, () => metricsBatch(2));
     const before = await count("system_metrics");
