@@ -129,7 +129,7 @@ console.log(
 );
 
 const url = process.env.BENCH_DATABASE_URL || (await migratedDatabase());
-const sql = connect(url, { max: 20, log: silentLogger() });
+const sql = connect(url, { max: Number(process.env.POOL ?? 20), log: silentLogger() });
 const secs = (t0: number) => ((performance.now() - t0) / 1000).toFixed(1);
 
 try {

@@ -69,6 +69,96 @@ export function withTenant<T>(sql: Sql, tenantId: string, fn: (tx: Tx) => Promis
   return inRole(sql, APP_ROLE, tenantId, fn);
 }
 
+/** The one statement of a tenantQuery, returned without awaiting it: `(tx) => tx\`select …\``. */
+export type ReadQuery<T extends readonly object[]> = (tx: postgres.ReservedSql) => postgres.PendingQuery<T>;
+/** tenantQuery bound to a pool and a tenant (the API's is also bound to its read slots). */
+export type TenantRead = <T extends readonly object[] = postgres.Row[]>(
+  fn: ReadQuery<T>,
+  opts?: TenantQueryOptions,
+) => Promise<T>;
+
+export interface TenantQueryOptions {
+  /**
+   * `plan_cache_mode = force_generic_plan` for the statement: for a statement over many partitions whose
+   * parameters prune them at executor start-up, so that it is planned once per connection, not per call.
+   */
+  genericPlan?: boolean;
+}
+
+/**
+ * One read-only statement as secumon_app scoped to one tenant, in ONE round trip: BEGIN READ ONLY, the
+ * set_config of role and tenant, the statement and COMMIT are written together and PostgreSQL runs them in
+ * order (withTenant waits for BEGIN, then for its statements, then for COMMIT: three round trips). The same
+ * guarantees as withTenant: role and tenant are transaction-local; if set_config fails the transaction is
+ * aborted, so the statement fails too and never runs without the tenant; the pipelined COMMIT then only ends
+ * the aborted transaction. READ ONLY makes a write in `fn` fail instead of committing. `fn` must return the
+ * query without awaiting it (`(tx) => tx\`select …\``).
+ */
+export async function tenantQuery<T extends readonly object[] = postgres.Row[]>(
+  sql: Sql,
+  tenantId: string,
+  fn: ReadQuery<T>,
+  opts: TenantQueryOptions = {},
+): Promise<T> {
+  if (!UUID.test(tenantId)) {
+    throw new CollectorError("BAD_REQUEST", `tenant id must be a UUID, got ${JSON.stringify(tenantId)}`);
+  }
+  let tx: postgres.ReservedSql;
+  try {
+    tx = await sql.reserve();
+  } catch (e) {
+    throw mapDatabaseError(e, sql);
+  }
+  // A connection that closed under us is already back in the pool's closed set: releasing it would hand a
+  // dead socket to the next query. Other errors (a statement's, a query that failed to build) leave it usable.
+  let lost = false;
+  const watch = <P extends Promise<unknown>>(p: P): P => {
+    p.catch((e: unknown) => {
+      if (connectionLost(e)) lost = true;
+    });
+    return p;
+  };
+  // issued in this order in the same tick: postgres.js sends them in one write
+  const begin = watch(tx`begin read only`.execute());
+  const set = watch(
+    opts.genericPlan
+      ? tx`select set_config('role', ${APP_ROLE}, true), set_config('secumon.tenant_id', ${tenantId}, true),
+                set_config('plan_cache_mode', 'force_generic_plan', true)`.execute()
+      : tx`select set_config('role', ${APP_ROLE}, true), set_config('secumon.tenant_id', ${tenantId}, true)`.execute(),
+  );
+  let query: Promise<T>;
+  try {
+    query = watch(fn(tx).execute());
+  } catch (e) {
+    query = Promise.reject(e);
+    query.catch(() => {});
+  }
+  const commit = watch(tx`commit`.execute());
+  try {
+    await begin;
+    await set; // its error, if any, says more than the statement's "current transaction is aborted"
+    const rows = await query;
+    await commit;
+    return rows;
+  } catch (e) {
+    throw mapDatabaseError(e, sql);
+  } finally {
+    // back to the pool once idle: after an error the remaining statements still run (a lost connection is
+    // left alone: statements postgres.js had not sent yet would never settle)
+    if (!lost) {
+      await Promise.allSettled([begin, set, query, commit]);
+      if (!lost) tx.release();
+    }
+  }
+}
+
+/** The connection is gone: a socket or postgres.js connection error, or a FATAL/PANIC from the server. */
+function connectionLost(e: unknown): boolean {
+  if (e instanceof postgres.PostgresError) return e.severity === "FATAL" || e.severity === "PANIC";
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === "string" && (NETWORK_CODES.has(code) || code === "CONNECTION_ENDED");
+}
+
 /** Runs `fn` in a transaction as secumon_admin, which bypasses row-level security: every tenant's rows. */
 export function withAdmin<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Promise<T> {
   return inRole(sql, ADMIN_ROLE, "", fn);

@@ -6,7 +6,15 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { CollectorError } from "../../src/lib/errors.ts";
 import { silentLogger } from "../../src/observability/logger.ts";
-import { connect, describeTarget, ping, type Sql, withAdmin, withTenant } from "../../src/storage/db.ts";
+import {
+  connect,
+  describeTarget,
+  ping,
+  type Sql,
+  tenantQuery,
+  withAdmin,
+  withTenant,
+} from "../../src/storage/db.ts";
 import { loadMigrationsFromDir, runMigrations } from "../../src/storage/migrate.ts";
 import { emptyDatabase } from "../support/pg.ts";
 
@@ -132,6 +140,75 @@ describe("withTenant / withAdmin", () => {
 
   test("a tenant id that is not a UUID is refused before reaching the database", async () => {
     const e = await failure(withTenant(sql, "' or 1=1 --", async () => 1));
+    expect(e.code).toBe("BAD_REQUEST");
+  });
+});
+
+describe("tenantQuery (one read-only statement in one round trip)", () => {
+  const A = "aaaaaaaa-0000-4000-8000-00000000000a";
+  const B = "bbbbbbbb-0000-4000-8000-00000000000b";
+  let url: string;
+  let sql: Sql;
+  beforeAll(async () => {
+    url = await emptyDatabase();
+    sql = open(url, 1); // one connection: every call below reuses the same session
+    await runMigrations(
+      sql,
+      await loadMigrationsFromDir(join(import.meta.dir, "../../migrations")),
+      silentLogger(),
+    );
+    await sql`insert into tenants (id, name, slug) values (${A}, 'A', 'a'), (${B}, 'B', 'b')`;
+    await sql`insert into agents (tenant_id, name) values (${A}, 'a-1'), (${A}, 'a-2'), (${B}, 'b-1')`;
+  });
+
+  test("sees only the tenant's rows, as secumon_app, and nothing carries over to the next use", async () => {
+    const rows = await tenantQuery(
+      sql,
+      A,
+      (tx) => tx<{ name: string }[]>`select name from agents order by name`,
+    );
+    expect(rows.map((r) => r.name)).toEqual(["a-1", "a-2"]);
+    const [inside] = await tenantQuery(
+      sql,
+      B,
+      (tx) => tx<{ u: string; t: string; plan: string }[]>`
+        select current_user as u, current_setting('secumon.tenant_id') as t,
+               current_setting('plan_cache_mode') as plan`,
+      { genericPlan: true },
+    );
+    expect(inside).toEqual({ u: "secumon_app", t: B, plan: "force_generic_plan" });
+    const [login] = await sql<{ u: string }[]>`select session_user as u`;
+    const [after] = await sql<{ u: string; t: string | null; plan: string; tx: string }[]>`
+      select current_user as u, nullif(current_setting('secumon.tenant_id', true), '') as t,
+             current_setting('plan_cache_mode') as plan, current_setting('transaction_read_only') as tx`;
+    expect(after).toEqual({ u: login!.u, t: null, plan: "auto", tx: "off" });
+  });
+
+  test("a write fails (read only) and leaves nothing behind; the connection stays usable", async () => {
+    const e = await tenantQuery(
+      sql,
+      A,
+      (tx) => tx`insert into agents (tenant_id, name) values (${A}, 'written')`,
+    )
+      .then(() => null)
+      .catch((err: unknown) => err);
+    expect((e as { code?: string }).code).toBe("25006"); // read_only_sql_transaction
+    expect(await sql`select 1 from agents where name = 'written'`).toHaveLength(0);
+    const again = await tenantQuery(sql, A, (tx) => tx`select count(*)::int as n from agents`);
+    expect(again[0]?.n).toBe(2);
+  });
+
+  test("a failing statement reaches the caller; the transaction ended (no open transaction left)", async () => {
+    const e = await tenantQuery(sql, A, (tx) => tx`select 1 / 0`)
+      .then(() => null)
+      .catch((err: unknown) => err);
+    expect((e as { code?: string }).code).toBe("22012"); // division_by_zero
+    const [state] = await sql<{ s: string }[]>`select current_setting('transaction_read_only') as s`;
+    expect(state?.s).toBe("off");
+  });
+
+  test("a tenant id that is not a UUID is refused before reaching the database", async () => {
+    const e = await failure(tenantQuery(sql, "' or 1=1 --", (tx) => tx`select 1`));
     expect(e.code).toBe("BAD_REQUEST");
   });
 });

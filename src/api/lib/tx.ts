@@ -1,8 +1,28 @@
+import { availableParallelism } from "node:os";
 import { CollectorError } from "../../lib/errors.ts";
-import { type Tx, withTenant } from "../../storage/db.ts";
+import { type Sql, type TenantRead, type Tx, tenantQuery, withTenant } from "../../storage/db.ts";
 import type { ApiDeps } from "../deps.ts";
 import type { RequestInfo } from "../guard.ts";
 import { mapWriteError } from "./http-errors.ts";
+import { type Slots, slots } from "./slots.ts";
+
+/** How many API reads (tenantRead) run in PostgreSQL at once per pool: twice the cores (slots.ts). */
+export const READ_SLOTS = Math.max(2, 2 * availableParallelism());
+const readSlots = new WeakMap<Sql, Slots>();
+
+/**
+ * One read-only statement in the request's tenant, in one round trip (tenantQuery), through the pool's read
+ * slots: at most READ_SLOTS at once, the others wait in order.
+ */
+export function tenantRead(deps: ApiDeps, req: Pick<RequestInfo, "tenantId">): TenantRead {
+  let s = readSlots.get(deps.sql);
+  if (!s) {
+    s = slots(READ_SLOTS);
+    readSlots.set(deps.sql, s);
+  }
+  const limit = s;
+  return (fn, opts) => limit.run(() => tenantQuery(deps.sql, req.tenantId, fn, opts));
+}
 
 /** Runs `fn` in the request's tenant transaction (RLS), mapping constraint violations to 409/422. */
 export function inTenant<T>(deps: ApiDeps, req: Pick<RequestInfo, "tenantId">, fn: (tx: Tx) => Promise<T>) {
