@@ -9,7 +9,10 @@
  * instance raises the shared last-seen of what it sees (an open stream counts as seen, refreshed every third of
  * offline_after), and each transition is claimed atomically by one instance, which writes it and publishes the
  * event — so an agent streaming through one gateway while another serves its unary calls never flaps, and an
- * agent whose gateway died goes offline through the others. Without Redis, each instance decides alone.
+ * agent whose gateway died goes offline through the others. A gateway that stops cleanly marks offline at once
+ * the principals whose streams it held, unless another instance saw them within offline_after (the release
+ * in presence-redis.ts decides that atomically, so one instance writes each). Without Redis, each instance
+ * decides alone.
  */
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { Sql } from "postgres";
@@ -56,6 +59,8 @@ export class Presence {
   private sweeps = 0;
   private sharedFailing = false;
   private readonly shared: SharedPresence | null;
+  /** set by beginStop: the entries that held a stream when the gateway began to stop */
+  private held: Set<Entry> | null = null;
 
   constructor(private readonly o: PresenceOptions) {
     this.now = o.now ?? Date.now;
@@ -100,6 +105,7 @@ export class Presence {
     const e = this.entries.get(`${p.kind}:${p.id}`);
     if (!e) return;
     e.streams = Math.max(0, e.streams - 1);
+    if (this.held) return; // closed by this gateway's stop, not by the agent: no sighting (see stop)
     e.lastSeen = this.now();
     e.dirty = true;
   }
@@ -118,19 +124,50 @@ export class Presence {
     this.timer.unref?.();
   }
 
+  /**
+   * The gateway is about to close its streams: remembers which principals held one (they are offline once it
+   * stops, unless another instance sees them), and stops counting the closes that follow as sightings.
+   */
+  beginStop(): void {
+    if (this.held) return;
+    this.held = new Set([...this.entries.values()].filter((e) => e.streams > 0));
+  }
+
   async stop(): Promise<void> {
+    this.beginStop();
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.flushing;
-    // a stopping gateway's principals are not connected to it any more; with shared presence they may be
-    // connected to another instance (or reconnect to one), so Redis decides when they are offline
+    const held = [...(this.held ?? [])].filter(
+      (e): e is Entry & { p: { kind: "agent" | "probe" } } =>
+        e.p.kind !== "collector" && this.entries.get(`${e.p.kind}:${e.p.id}`) === e,
+    );
     for (const e of this.entries.values()) {
       e.streams = 0;
       if (!this.shared) e.status = "offline";
     }
-    await this.flush(true).catch((err) =>
-      this.o.log.warn({ err: String(err) }, "last presence write failed"),
-    );
+    // shared: a stream this instance closed is no sighting; the release below decides, atomically in Redis,
+    // which of those principals no other instance sees (offline now, written by this instance alone)
+    for (const e of held) e.dirty = false;
+    const lastWrite = (err: unknown) => this.o.log.warn({ err: String(err) }, "last presence write failed");
+    await this.flush(true).catch(lastWrite);
+    if (this.shared && held.length > 0) {
+      try {
+        const members = held.map((e) => memberOf({ kind: e.p.kind, id: e.p.id, tenantId: e.p.tenantId }));
+        const gone = new Set(await this.shared.release(members, this.now() - this.o.offlineAfterMs));
+        for (const [i, e] of held.entries()) {
+          if (!gone.has(members[i]!)) continue;
+          e.status = "offline";
+          e.force = true;
+        }
+        if (gone.size > 0) await this.flush(true).catch(lastWrite);
+      } catch (err) {
+        this.o.log.warn(
+          { err: String(err), principals: held.length },
+          "could not release this gateway's agents in Redis on stop; the other gateways mark them offline after offline_after",
+        );
+      }
+    }
     await this.shared?.close();
   }
 

@@ -181,6 +181,7 @@ export function createGateway(deps: GatewayDeps): GatewayService {
 
   async function doStop(): Promise<void> {
     ready = false;
+    presence?.beginStop(); // before the server closes the streams: it remembers who held one
     if (sweeper) clearInterval(sweeper);
     sweeper = null;
     const srv = server;
