@@ -33,6 +33,8 @@ const TO_OBJECT: protobuf.IConversionOptions = {
 function codec(type: protobuf.Type) {
   return {
     serialize: (obj: object): Buffer => {
+      // already serialized (the simulator's reused batches): sent as is
+      if (obj instanceof Uint8Array) return Buffer.from(obj.buffer, obj.byteOffset, obj.byteLength);
       const bytes = type.encode(type.fromObject(obj as Record<string, unknown>)).finish();
       return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     },

@@ -6,10 +6,12 @@ import { randomUUID } from "node:crypto";
 import type { Client, ClientDuplexStream, ServiceError } from "@grpc/grpc-js";
 import type { TelemetryKind } from "../bus/telemetry.ts";
 import { type Compression, compress } from "../protocol/compression.ts";
+import { messageType } from "../protocol/schema.ts";
 import { type Identity, identityClient, unaryCall } from "./client.ts";
 import { makePayload, type SimHost } from "./data.ts";
 
 const COMPRESSION_NUMBER: Record<Compression, number> = { none: 0, lz4: 1, zstd: 2 };
+const BATCH = messageType("TelemetryBatch");
 const METHOD: Record<TelemetryKind, string> = {
   metrics: "SendMetrics",
   logs: "SendLogs",
@@ -26,10 +28,20 @@ export interface Pending {
     payload: Uint8Array;
     created_unix_ms: number;
   };
+  /** the batch already serialized (reused payloads): written as is, the client does not encode it again */
+  wire: Uint8Array | null;
   kind: TelemetryKind;
   samples: number;
   sentAt: number;
   inFlight: boolean;
+}
+
+/** A pre-built payload; `tail` is its TelemetryBatch fields 2–4 (compression, size, payload) serialized once. */
+export interface CachedPayload {
+  raw: number;
+  payload: Uint8Array;
+  samples: number;
+  tail: Uint8Array;
 }
 
 export interface AgentStats {
@@ -68,8 +80,12 @@ export interface SimAgentOptions {
   maxPending: number;
   stats: AgentStats;
   onAck?: (latencyMs: number) => void;
-  /** Reuse a few pre-built payloads per kind (benchmarks: keeps the client's CPU for sending). */
-  payloadCache?: Map<TelemetryKind, { raw: number; payload: Uint8Array; samples: number }[]>;
+  /**
+   * Reuse a few pre-built payloads per kind (benchmarks: keeps the client's CPU for sending). Each batch is then
+   * its new batch id and timestamp serialized, followed by the payload's fields serialized once (protobuf fields
+   * may come in any order), so the client neither rebuilds nor re-encodes the payload.
+   */
+  payloadCache?: Map<TelemetryKind, CachedPayload[]>;
 }
 
 interface Stream {
@@ -97,29 +113,36 @@ export class SimAgent {
     return this.pending.size;
   }
 
-  /** Produces one batch of the next kind (round robin) and sends it. */
-  produce(): void {
-    if (this.stopped || this.pending.size >= this.o.maxPending) return;
+  /** Produces one batch of the next kind (round robin) and sends it; false when the agent's buffer is full. */
+  produce(): boolean {
+    if (this.stopped || this.pending.size >= this.o.maxPending) return false;
     const kind = this.o.kinds[this.kindIndex++ % this.o.kinds.length]!;
-    const { raw, payload, samples } = this.build(kind);
-    const p: Pending = {
-      batch: {
-        batch_id: randomUUID(),
-        compression: COMPRESSION_NUMBER[this.o.compression],
-        uncompressed_size: raw,
-        payload,
-        created_unix_ms: Date.now(),
-      },
-      kind,
-      samples,
-      sentAt: 0,
-      inFlight: false,
+    const { raw, payload, samples, tail } = this.build(kind);
+    const batch = {
+      batch_id: randomUUID(),
+      compression: COMPRESSION_NUMBER[this.o.compression],
+      uncompressed_size: raw,
+      payload,
+      created_unix_ms: Date.now(),
     };
+    const wire = tail
+      ? Buffer.concat([
+          BATCH.encode({ batch_id: batch.batch_id, created_unix_ms: batch.created_unix_ms }).finish(),
+          tail,
+        ])
+      : null;
+    const p: Pending = { batch, wire, kind, samples, sentAt: 0, inFlight: false };
     this.pending.set(p.batch.batch_id, p);
     this.send(p);
+    return true;
   }
 
-  private build(kind: TelemetryKind): { raw: number; payload: Uint8Array; samples: number } {
+  private build(kind: TelemetryKind): {
+    raw: number;
+    payload: Uint8Array;
+    samples: number;
+    tail?: Uint8Array;
+  } {
     const make = () => {
       const { bytes, samples } = makePayload(
         kind,
@@ -135,7 +158,15 @@ export class SimAgent {
       list = [];
       cache.set(kind, list);
     }
-    if (list.length < 16) list.push(make());
+    if (list.length < 16) {
+      const m = make();
+      const tail = BATCH.encode({
+        compression: COMPRESSION_NUMBER[this.o.compression],
+        uncompressed_size: m.raw,
+        payload: m.payload,
+      }).finish();
+      list.push({ ...m, tail });
+    }
     return list[Math.floor(Math.random() * list.length)]!;
   }
 
@@ -159,7 +190,7 @@ export class SimAgent {
     p.inFlight = true;
     p.sentAt = Date.now();
     this.o.stats.sent++;
-    s.call.write(p.batch);
+    s.call.write(p.wire ?? p.batch);
     return true;
   }
 

@@ -133,10 +133,14 @@ export function createSimulator(o: SimulatorOptions): Simulator {
       let resendTick = 0;
       timer = setInterval(() => {
         credit += perTick;
-        while (credit >= 1 && agents.length > 0) {
-          agents[cursor++ % agents.length]!.produce();
+        // every agent's buffer full: the rest of the credit is dropped (no spinning over full agents)
+        let full = 0;
+        while (credit >= 1 && full < agents.length) {
+          if (agents[cursor++ % agents.length]!.produce()) full = 0;
+          else full++;
           credit -= 1;
         }
+        if (full >= agents.length) credit = 0;
         if (++resendTick % 25 === 0) for (const a of agents) a.tick();
       }, tickMs);
     },
