@@ -12,7 +12,7 @@ const readSlots = new WeakMap<Sql, Slots>();
 
 /**
  * One read-only statement in the request's tenant, in one round trip (tenantQuery), through the pool's read
- * slots: at most READ_SLOTS at once, the others wait in order.
+ * slots: at most READ_SLOTS at once, the others wait in order. Errors mapped as inTenant maps them.
  */
 export function tenantRead(deps: ApiDeps, req: Pick<RequestInfo, "tenantId">): TenantRead {
   let s = readSlots.get(deps.sql);
@@ -21,7 +21,12 @@ export function tenantRead(deps: ApiDeps, req: Pick<RequestInfo, "tenantId">): T
     readSlots.set(deps.sql, s);
   }
   const limit = s;
-  return (fn, opts) => limit.run(() => tenantQuery(deps.sql, req.tenantId, fn, opts));
+  return (fn, opts) =>
+    limit.run(() =>
+      tenantQuery(deps.sql, req.tenantId, fn, opts).catch((e) => {
+        throw mapWriteError(e); // e.g. a NUL character in a filter: 422, as inTenant answers it
+      }),
+    );
 }
 
 /** Runs `fn` in the request's tenant transaction (RLS), mapping constraint violations to 409/422. */

@@ -10,14 +10,50 @@ import type { ApiDeps } from "../deps.ts";
 import { guardPlugin, type RequestInfo } from "../guard.ts";
 import { audit } from "../lib/audit.ts";
 import { mapWriteError, notFound } from "../lib/http-errors.ts";
-import { likePattern, list, PageQuery } from "../lib/list.ts";
+import { columnNames, jsonObject, likePattern, list, listJson, PageQuery } from "../lib/list.ts";
 import { IdParams, JsonObject, Name, Tags } from "../lib/params.ts";
+import { tenantRead } from "../lib/tx.ts";
 
 const Status = t.Union(["pending", "online", "offline", "disabled", "revoked"].map((s) => t.Literal(s)));
-const AGENT_COLS =
-  "id, tenant_id, name, hostname, host(ip_addresses[1]) as primary_ip, ip_addresses::text[] as ip_addresses, os, os_version, arch, version, status, last_seen, config, tags, wireguard_ip::text as wireguard_ip, created_at, updated_at";
-const PROBE_COLS =
-  "id, tenant_id, name, location, type, status, last_seen, config, tags, wireguard_ip::text as wireguard_ip, created_at, updated_at";
+const AGENT_COLUMNS = [
+  "id",
+  "tenant_id",
+  "name",
+  "hostname",
+  "host(ip_addresses[1]) as primary_ip",
+  "ip_addresses::text[] as ip_addresses",
+  "os",
+  "os_version",
+  "arch",
+  "version",
+  "status",
+  "last_seen",
+  "config",
+  "tags",
+  "wireguard_ip::text as wireguard_ip",
+  "created_at",
+  "updated_at",
+];
+const PROBE_COLUMNS = [
+  "id",
+  "tenant_id",
+  "name",
+  "location",
+  "type",
+  "status",
+  "last_seen",
+  "config",
+  "tags",
+  "wireguard_ip::text as wireguard_ip",
+  "created_at",
+  "updated_at",
+];
+const AGENT_COLS = AGENT_COLUMNS.join(", ");
+const PROBE_COLS = PROBE_COLUMNS.join(", ");
+const FLEET_TIMESTAMPS = ["last_seen", "created_at", "updated_at"];
+/** One list item's JSON, built by PostgreSQL (listJson). */
+const AGENT_JSON = jsonObject(columnNames(AGENT_COLUMNS), FLEET_TIMESTAMPS);
+const PROBE_JSON = jsonObject(columnNames(PROBE_COLUMNS), FLEET_TIMESTAMPS);
 const TARGET_COLS = `id, tenant_id, name, address, type, enabled, tests, tags, created_at, updated_at,
   coalesce((select array_agg(tp.probe_id order by tp.probe_id) from target_probes tp where tp.target_id = targets.id), '{}') as probe_ids`;
 
@@ -50,24 +86,28 @@ export function fleetRoutes(deps: ApiDeps) {
     app
       .get(
         `/${kind}`,
-        ({ query, req }) =>
-          tx(req, (t) =>
-            list(t, {
-              from: t`select ${t.unsafe(cols)} from ${t(kind)}`,
-              where: [
-                ...(query.status ? [t`status = ${query.status}`] : []),
-                ...(query.tag ? [t`tags @> ${[query.tag]}::text[]`] : []),
-                ...(query.q
-                  ? [
-                      t`(${t(searchCols[0] as string)} ilike ${likePattern(query.q)}
-                         or coalesce(${t(searchCols[1] as string)}, '') ilike ${likePattern(query.q)})`,
-                    ]
-                  : []),
-              ],
+        async ({ query, req }) =>
+          new Response(
+            await listJson(tenantRead(deps, req), {
+              select: (t) => ({
+                from: t`select ${t.unsafe(cols)} from ${t(kind)}`,
+                where: [
+                  ...(query.status ? [t`status = ${query.status}`] : []),
+                  ...(query.tag ? [t`tags @> ${[query.tag]}::text[]`] : []),
+                  ...(query.q
+                    ? [
+                        t`(${t(searchCols[0] as string)} ilike ${likePattern(query.q)}
+                           or coalesce(${t(searchCols[1] as string)}, '') ilike ${likePattern(query.q)})`,
+                      ]
+                    : []),
+                ],
+              }),
+              item: kind === "agents" ? AGENT_JSON : PROBE_JSON,
               sortable: ["name", "status", "last_seen", "created_at"],
               defaultSort: "name",
               query,
             }),
+            { headers: { "content-type": "application/json" } },
           ),
         { auth: "viewer", query: FleetQuery, detail: { summary: `List ${kind}`, tags: [kind] } },
       )

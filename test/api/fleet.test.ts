@@ -1,0 +1,95 @@
+/**
+ * GET /agents and /probes: the page PostgreSQL builds as JSON (listJson) says exactly what the row objects
+ * of GET /agents/:id say (timestamps as toISOString, arrays, addresses, config, nulls), and pagination,
+ * filters, sorting and row-level security hold.
+ */
+import { beforeAll, describe, expect, test } from "bun:test";
+import { type Harness, harness, login, seedTenant, seedUser } from "./harness.ts";
+
+let h: Harness;
+let tenant: string;
+let token: string;
+let otherToken: string;
+const get = (path: string, tok = token) => h.call("GET", path, { token: tok });
+
+beforeAll(async () => {
+  h = await harness();
+  const sql = h.deps.sql;
+  tenant = await seedTenant(h, "fleet-a");
+  const other = await seedTenant(h, "fleet-b");
+  await seedUser(h, "viewer@fleet.test", "viewer", tenant);
+  await seedUser(h, "admin@fleet-b.test", "admin", other);
+  token = (await login(h, "viewer@fleet.test")).access_token;
+  otherToken = (await login(h, "admin@fleet-b.test")).access_token;
+  await sql`
+    insert into agents (tenant_id, name, hostname, ip_addresses, os, os_version, arch, version, status, last_seen,
+                        config, tags, wireguard_ip, created_at)
+    values
+      (${tenant}, 'web-1', 'web-1.lan', '{10.0.0.5,fd00::5}', 'linux', '6.1', 'x86_64', '1.2.3', 'online',
+       '2026-11-25 18:52:00.123999+00', '{"interval": 1.50, "nested": {"b": [1, "x", null], "a": true}, "é": "ü"}',
+       '{web,prod}', '10.200.0.5', '2026-01-02 03:04:05.678901+01'),
+      (${tenant}, 'db-1', null, '{}', null, null, null, null, 'offline', null, '{}', '{}', null, now()),
+      (${tenant}, 'Zeta "quoted" \\ name', 'z.lan', '{192.168.1.1}', 'linux', null, null, null, 'pending', now(),
+       '{"k": "line\\nbreak"}', '{db}', null, now()),
+      (${other}, 'theirs', null, '{}', null, null, null, null, 'online', null, '{}', '{}', null, now())`;
+  await sql`
+    insert into probes (tenant_id, name, location, type, status, last_seen, config, tags)
+    values (${tenant}, 'probe-1', 'Paris', 'external', 'online', '2026-11-25 10:00:00.5+00', '{"a": 1}', '{edge}'),
+           (${tenant}, 'probe-2', null, 'internal', 'offline', null, '{}', '{}')`;
+});
+
+describe("lists built by PostgreSQL", () => {
+  for (const kind of ["agents", "probes"] as const) {
+    test(`${kind}: every item equals GET /${kind}/:id, byte for byte once parsed`, async () => {
+      const r = await get(`/api/v1/${kind}?limit=500`);
+      expect(r.status).toBe(200);
+      expect(r.headers.get("content-type")).toStartWith("application/json");
+      expect(r.body.data.length).toBe(kind === "agents" ? 3 : 2);
+      expect(r.body.pagination).toEqual({ limit: 500, offset: 0, total: kind === "agents" ? 3 : 2 });
+      for (const item of r.body.data) {
+        const one = await get(`/api/v1/${kind}/${item.id}`);
+        expect(one.status).toBe(200);
+        expect(JSON.stringify(item)).toBe(JSON.stringify(one.body)); // same keys, same order, same values
+      }
+    });
+  }
+
+  test("values as the row objects give them", async () => {
+    const r = await get("/api/v1/agents?q=web");
+    const [a] = r.body.data;
+    expect(a.last_seen).toBe("2026-11-25T18:52:00.123Z");
+    expect(a.created_at).toBe("2026-01-02T02:04:05.678Z");
+    expect(a.ip_addresses).toEqual(["10.0.0.5/32", "fd00::5/128"]); // inet[] as text, as GET /agents/:id
+    expect(a.primary_ip).toBe("10.0.0.5");
+    expect(a.wireguard_ip).toBe("10.200.0.5/32"); // inet::text keeps the mask, as GET /agents/:id
+    expect(a.config).toEqual({ interval: 1.5, nested: { b: [1, "x", null], a: true }, é: "ü" });
+    expect(a.tags).toEqual(["web", "prod"]);
+  });
+
+  test("sorting, paging, filters; a page past the end still reports the total", async () => {
+    const names = async (qs: string) =>
+      (await get(`/api/v1/agents?${qs}`)).body.data.map((x: { name: string }) => x.name);
+    // the database's collation (C in the embedded cluster): capitals first
+    expect(await names("sort=name")).toEqual(['Zeta "quoted" \\ name', "db-1", "web-1"]);
+    expect(await names("sort=-name&limit=2")).toEqual(["web-1", "db-1"]);
+    expect(await names("sort=-last_seen")).toEqual([expect.any(String), expect.any(String), "db-1"]); // nulls last
+    expect(await names("status=offline")).toEqual(["db-1"]);
+    expect(await names("tag=prod")).toEqual(["web-1"]);
+    const page = await get("/api/v1/agents?limit=2&offset=2");
+    expect(page.body.data.length).toBe(1);
+    expect(page.body.pagination).toEqual({ limit: 2, offset: 2, total: 3 });
+    const past = await get("/api/v1/agents?offset=10");
+    expect(past.body).toEqual({ data: [], pagination: { limit: 50, offset: 10, total: 3 } });
+    const none = await get("/api/v1/agents?q=nothing-like-this");
+    expect(none.body).toEqual({ data: [], pagination: { limit: 50, offset: 0, total: 0 } });
+    const bad = await get("/api/v1/agents?sort=password_hash");
+    expect(bad.status).toBe(422);
+    expect(bad.body.details[0].path).toBe("query/sort");
+  });
+
+  test("another tenant sees only its own", async () => {
+    const r = await get("/api/v1/agents", otherToken);
+    expect(r.body.data.map((x: { name: string }) => x.name)).toEqual(["theirs"]);
+    expect((await get("/api/v1/probes", otherToken)).body.pagination.total).toBe(0);
+  });
+});
