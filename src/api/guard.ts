@@ -47,10 +47,15 @@ export function guardPlugin(deps: ApiDeps) {
         if (!roleOk(principal.role, s.role)) throw forbidden(s.role);
         const tenantId =
           s.tenant === false ? "" : await resolveTenant(deps, principal, request.headers.get("x-tenant-id"));
+        let ip: string | undefined;
         resolved.set(request, {
           principal,
           tenantId,
-          ip: clientIp(deps, request, server),
+          // looked up only by the routes that record it (audit), not on every read
+          get ip() {
+            ip ??= clientIp(deps, request, server);
+            return ip;
+          },
           userAgent: request.headers.get("user-agent")?.slice(0, 512) ?? null,
         });
       };

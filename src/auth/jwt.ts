@@ -24,6 +24,8 @@ export interface AccessClaims {
 }
 
 const ISSUER = "secumon-collector";
+/** Verified access tokens remembered per signer (one entry per live session; cleared when full). */
+const VERIFIED_MAX = 10_000;
 const AUDIENCE = "secumon-api";
 
 export interface JwtSigner {
@@ -43,6 +45,11 @@ export function jwtSigner(key: Uint8Array, now: () => number = Date.now): JwtSig
     "sign",
     "verify",
   ]);
+  // Access tokens already verified, by their exact text, until they expire: a client sends the same token
+  // on every request for its lifetime, and the signature check (WebCrypto, a thread hop) was the largest
+  // part of authenticating one. Only a token that passed every check gets here; its expiry is checked on
+  // every hit; revocation never depended on this (sessions are checked in the counter store each time).
+  const verified = new Map<string, AccessClaims>();
   return {
     async sign(c, ttlSeconds) {
       const iat = Math.floor(now() / 1000);
@@ -57,6 +64,8 @@ export function jwtSigner(key: Uint8Array, now: () => number = Date.now): JwtSig
         .sign(await hmac);
     },
     async verify(token, kind) {
+      const hit = kind === "access" ? verified.get(token) : undefined;
+      if (hit && hit.exp * 1000 > now()) return hit;
       try {
         const { payload } = await jwtVerify(token, await hmac, {
           algorithms: ["HS256"],
@@ -67,7 +76,7 @@ export function jwtSigner(key: Uint8Array, now: () => number = Date.now): JwtSig
         if (payload.kind !== kind || typeof payload.sub !== "string" || typeof payload.role !== "string") {
           throw new CollectorError("UNAUTHENTICATED", "this token cannot be used here; sign in again");
         }
-        return {
+        const claims: AccessClaims = Object.freeze({
           sub: payload.sub,
           kind,
           sid: typeof payload.sid === "string" ? payload.sid : "",
@@ -75,7 +84,12 @@ export function jwtSigner(key: Uint8Array, now: () => number = Date.now): JwtSig
           role: payload.role,
           exp: payload.exp ?? 0,
           jti: typeof payload.jti === "string" ? payload.jti : "",
-        };
+        });
+        if (kind === "access") {
+          if (verified.size >= VERIFIED_MAX) verified.clear();
+          verified.set(token, claims);
+        }
+        return claims;
       } catch (e) {
         if (e instanceof CollectorError) throw e;
         if (e instanceof errors.JWTExpired) {
