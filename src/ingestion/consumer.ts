@@ -4,11 +4,8 @@
  * each batch to one of them. Within a
  * process: one pump moves messages from the consumer into a bounded queue, and `writers` loops each take up to
  * `batch_size` queued messages (and at most GROUP_BYTES of declared uncompressed payload) and handle them as one
- * group (pipeline.ts). A free writer starts a group when no other writer is busy, or when a quarter of a
- * group (`batch_size` messages or GROUP_BYTES) is queued: at a modest rate one writer at a time takes what
- * arrived while the previous transaction committed (group commit: a transaction costs PostgreSQL about as much
- * CPU as a few hundred metrics rows, docs/telemetry-path.md), and under load every writer works. Latency stays
- * about one transaction when idle. The queue's bound (messages and bytes) plus the
+ * group (pipeline.ts) — a free writer takes whatever is queued at once, so groups are large under load and
+ * latency is low when idle. The queue's bound (messages and bytes) plus the
  * consumer's max_ack_pending keep memory flat when PostgreSQL is slow or down: the backlog stays in the stream.
  */
 import {
@@ -92,8 +89,6 @@ export class KindConsumer {
   private stopped = false;
   private tasks: Promise<void>[] = [];
   private readonly highWater: number;
-  /** Writers inside processGroup. */
-  private active = 0;
   consumer: Consumer | null = null;
 
   constructor(
@@ -138,17 +133,9 @@ export class KindConsumer {
     this.waiters.shift()?.();
   }
 
-  /** A group may start: something is queued, and either no writer is busy or a quarter group is waiting. */
-  private mayStart(): boolean {
-    return (
-      this.queue.length > 0 &&
-      (this.active === 0 || this.queue.length * 4 >= this.o.batchSize || this.queuedBytes * 4 >= GROUP_BYTES)
-    );
-  }
-
   private async writer(): Promise<void> {
     while (!this.stopped) {
-      if (!this.mayStart()) {
+      if (this.queue.length === 0) {
         await new Promise<void>((r) => {
           this.waiters.push(r);
         });
@@ -166,7 +153,6 @@ export class KindConsumer {
       const r = this.room;
       this.room = null;
       r?.();
-      this.active++;
       try {
         await processGroup(this.o.kind, group, this.o.deps);
       } catch (err) {
@@ -178,9 +164,6 @@ export class KindConsumer {
         );
         for (const m of group) m.nak(2000);
         await sleep(500);
-      } finally {
-        this.active--;
-        if (this.queue.length > 0) this.signal(); // an idle writer may start now that this one is free
       }
     }
   }
