@@ -8,7 +8,7 @@ import { JetStreamApiError, type JetStreamClient } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
 import { H, type TelemetryKind, telemetryPublishSubject } from "../bus/telemetry.ts";
 import type { Principal } from "../pki/identity.ts";
-import { type Compression, DecompressScratch, decompressBounded } from "../protocol/compression.ts";
+import { type Compression, decompressBounded } from "../protocol/compression.ts";
 import { isProtocolError } from "../protocol/errors.ts";
 import { validatePayload } from "../protocol/payload.ts";
 import { exhausted, type GatewayError, invalidArgument, unavailable } from "./status.ts";
@@ -39,9 +39,6 @@ export interface Accepted {
 }
 
 export class Intake {
-  /** the decompressed bytes are only walked (never kept), so one buffer serves every batch */
-  private readonly scratch = new DecompressScratch();
-
   constructor(private readonly o: IntakeOptions) {}
 
   /** Validates then publishes; throws GatewayError (INVALID_ARGUMENT / RESOURCE_EXHAUSTED / UNAVAILABLE). */
@@ -86,13 +83,7 @@ export class Intake {
     }
     let raw: Uint8Array;
     try {
-      raw = decompressBounded(
-        compression,
-        b.payload,
-        b.uncompressed_size,
-        this.o.maxUncompressedBytes,
-        this.scratch,
-      );
+      raw = decompressBounded(compression, b.payload, b.uncompressed_size, this.o.maxUncompressedBytes);
       validatePayload(kind, raw);
     } catch (err) {
       if (isProtocolError(err))

@@ -2,16 +2,15 @@
  * Bounded decompression of telemetry batches (docs/telemetry-path.md, "Compression formats").
  * Nothing here ever allocates more than `min(declaredSize, maxBytes)` bytes of output:
  * - lz4: block format with a 4-byte little-endian size prefix (lz4-napi `compressSync`). The prefix must equal the
- *   declared size and be within `maxBytes` before decoding starts; the block is decoded (lz4.ts) into an output
- *   of exactly that size, which it must fill exactly and never writes past.
+ *   declared size and be within `maxBytes` before lz4 runs (lz4 allocates exactly the prefix), and the output
+ *   must fill it exactly.
  * - zstd: a standard frame, decompressed with node:zlib's `maxOutputLength` set to the declared size, which
  *   stops decompression as soon as the output would exceed it (a 2 GiB bomb costs ~1 MiB and a few ms); the
  *   output must then be exactly the declared size (a truncated frame yields less and is refused).
  */
 import zlib from "node:zlib";
-import { compressSync as lz4Compress } from "lz4-napi";
+import { compressSync as lz4Compress, uncompressSync as lz4Uncompress } from "lz4-napi";
 import { ProtocolError } from "./errors.ts";
-import { lz4DecodeBlock } from "./lz4.ts";
 
 export const COMPRESSIONS = ["none", "lz4", "zstd"] as const;
 export type Compression = (typeof COMPRESSIONS)[number];
@@ -20,30 +19,11 @@ export function isCompression(s: string): s is Compression {
   return (COMPRESSIONS as readonly string[]).includes(s);
 }
 
-/**
- * A reusable output buffer for callers that only inspect the decompressed bytes before their next call (the
- * gateway's check of each batch): lz4 output up to `retainBytes` is written into it instead of a new allocation.
- * What decompressBounded returns with a scratch is valid only until the next call with the same scratch.
- */
-export class DecompressScratch {
-  private buf = new Uint8Array(0);
-  constructor(private readonly retainBytes = 1 << 20) {}
-
-  /** A view of exactly `n` bytes (contents undefined). */
-  take(n: number): Uint8Array {
-    if (n > this.retainBytes) return new Uint8Array(n);
-    if (this.buf.byteLength < n)
-      this.buf = new Uint8Array(Math.min(this.retainBytes, Math.max(n, 64 * 1024)));
-    return this.buf.subarray(0, n);
-  }
-}
-
 export function decompressBounded(
   compression: Compression | string,
   data: Uint8Array,
   declaredSize: number,
   maxBytes: number,
-  scratch?: DecompressScratch,
 ): Uint8Array {
   if (!Number.isSafeInteger(declaredSize) || declaredSize < 0) {
     throw new ProtocolError(
@@ -67,7 +47,7 @@ export function decompressBounded(
       }
       return data;
     case "lz4":
-      return lz4Bounded(data, declaredSize, scratch);
+      return lz4Bounded(data, declaredSize);
     case "zstd":
       return zstdBounded(data, declaredSize);
     default:
@@ -78,7 +58,7 @@ export function decompressBounded(
   }
 }
 
-function lz4Bounded(data: Uint8Array, declaredSize: number, scratch?: DecompressScratch): Uint8Array {
+function lz4Bounded(data: Uint8Array, declaredSize: number): Uint8Array {
   if (data.byteLength < 4) {
     throw new ProtocolError("corrupt_compressed", "lz4 payload is shorter than its 4-byte size prefix");
   }
@@ -89,16 +69,17 @@ function lz4Bounded(data: Uint8Array, declaredSize: number, scratch?: Decompress
       `lz4 size prefix says ${prefix} bytes but the batch declares ${declaredSize} uncompressed bytes`,
     );
   }
-  // allocUnsafe is safe here: a block that does not overwrite every byte is refused, and the buffer dropped
-  const out = scratch ? scratch.take(declaredSize) : Buffer.allocUnsafe(declaredSize);
-  const refused = lz4DecodeBlock(data, 4, out);
-  if (refused) {
-    throw refused.reason === "size_mismatch"
-      ? new ProtocolError(
-          "size_mismatch",
-          `lz4 payload does not match its declared ${declaredSize} bytes: ${refused.message}`,
-        )
-      : new ProtocolError("corrupt_compressed", `lz4 payload does not decompress: ${refused.message}`);
+  let out: Uint8Array;
+  try {
+    out = lz4Uncompress(data);
+  } catch (err) {
+    throw new ProtocolError("corrupt_compressed", `lz4 payload does not decompress: ${shortReason(err)}`);
+  }
+  if (out.byteLength !== declaredSize) {
+    throw new ProtocolError(
+      "size_mismatch",
+      `lz4 payload decompresses to ${out.byteLength} bytes but declares ${declaredSize}`,
+    );
   }
   return out;
 }
