@@ -4,7 +4,10 @@
  *   1. streams: STREAMS agents (default 1000; the goal is 5000) each hold a SendMetrics stream open at a low rate;
  *      reports the gateway's RSS with all of them open.
  *   2. throughput: AGENTS agents (default 32) send lz4 batches of 500 metrics samples as fast as acks allow
- *      (up to INFLIGHT, default 8, in flight each; the payloads are 16 pre-built ones reused) for SECONDS (default 15); reports batches/s and ack latency p50/p99.
+ *      (up to INFLIGHT, default 8, in flight each) for SECONDS (default 15) after WARMUP (default 15: the gateway's JIT);
+ *      reports batches/s, ack latency p50/p99 and the gateway's CPU per batch. The client (this process) is made
+ *      cheap: 16 pre-built compressed payloads reused, each batch sent as its new id and timestamp serialized
+ *      before the payload's fields serialized once (src/simulator/agent.ts), no spinning over full agents.
  * CPU_PROF=<dir> writes a CPU profile of the gateway process (bun --cpu-prof-md) into <dir>.
  * SYNC_INTERVAL (always | 2m | …) is the embedded nats-server's sync_interval (default always, the product's).
  * Also measured: the disk's fsync rate (16 KiB write + fdatasync loop for 2 s in the nats data directory) and
@@ -20,8 +23,12 @@
  * atomic batches of 8 937/s, 4 streams 2,857/s, JetStream alone without the gateway). Through the gateway on a
  * busy machine (load 4.8–5.2 from other work, 2,437–2,488 fdatasync/s) it was CPU, not fsync: SHARDS=1 813/s,
  * SHARDS=4 878/s (gateway 54–56 % of a core, nats 35–41 %, client 24–26 %); 5,000 streams: RSS 343 MiB.
+ * 2026-11-25 20:20 (STREAMS=5000, load 4.1 → 3.3 from other work): 859/s, p50 263 / p99 542 ms, gateway 73 %
+ * (847 µs CPU per batch), nats 41 %, client 34 %; RSS 346 MiB. Where the gateway's CPU goes (perf record -g):
+ * docs/telemetry-path.md, "Gateway: what one batch costs".
  * RESULT streams=… gateway_rss_mib=… batches_per_s=… ack_p50_ms=… ack_p99_ms=… sync_interval=… shards=…
- *        fsync_per_s=… inflight=… agents=… gateway_cpu_pct=… nats_cpu_pct=… client_cpu_pct=… load1=…
+ *        fsync_per_s=… inflight=… agents=… gateway_cpu_pct=… gateway_cpu_us_per_batch=… nats_cpu_pct=…
+ *        client_cpu_pct=… load1=…
  */
 import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
