@@ -343,7 +343,11 @@ export const ConfigSchema = Type.Object(
     ingestion: Section("JetStream consumers writing telemetry to PostgreSQL (role `ingestion`).", {
       concurrency: Int(4, "Batches processed in parallel.", 1),
       batch_size: Int(1000, "Messages fetched per pull.", 1),
-      flush_interval: Duration("5s", "Longest wait before writing a partial batch."),
+      flush_interval: Duration(
+        "0s",
+        "Longest a writer waits for a full group (`batch_size` batches) before writing a partial one. 0 writes what is queued at once (lowest lag); a few hundred ms gives PostgreSQL fewer, larger transactions when many agents send small batches, for up to that much more lag. Must be shorter than `ack_wait`.",
+        { allowZero: true },
+      ),
       ack_wait: Duration(
         "60s",
         "How long JetStream waits for a batch to be acknowledged before redelivering it: a crashed worker's batches come back after this.",

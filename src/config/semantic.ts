@@ -187,7 +187,13 @@ function order(c: Config): string[] {
       "access tokens must expire before the refresh tokens that renew them",
     ],
   ];
-  return pairs
+  const problems = pairs
     .filter(([, a, , b]) => parseDuration(a) > parseDuration(b))
     .map(([pa, a, pb, b, hint]) => `${pa}: ${a} is longer than ${pb} (${b}); ${hint}`);
+  const { flush_interval: flush, ack_wait: ackWait } = c.ingestion;
+  if (parseDuration(flush) >= parseDuration(ackWait))
+    problems.push(
+      `/ingestion/flush_interval: ${flush} is not shorter than /ingestion/ack_wait (${ackWait}); batches waiting that long would be redelivered to another worker — shorten flush_interval (0s writes at once)`,
+    );
+  return problems;
 }

@@ -5,7 +5,9 @@
  * process: one pump moves messages from the consumer into a bounded queue, and `writers` loops each take up to
  * `batch_size` queued messages (and at most GROUP_BYTES of declared uncompressed payload) and handle them as one
  * group (pipeline.ts) — a free writer takes whatever is queued at once, so groups are large under load and
- * latency is low when idle. The queue's bound (messages and bytes) plus the
+ * latency is low when idle. With `ingestion.flush_interval` above 0, a writer that finds fewer than `batch_size`
+ * batches queued waits until that many are, or until the oldest queued batch has waited that long: fewer,
+ * larger transactions (less PostgreSQL CPU per row) for up to that much more lag. The queue's bound (messages and bytes) plus the
  * consumer's max_ack_pending keep memory flat when PostgreSQL is slow or down: the backlog stays in the stream.
  */
 import {
@@ -42,6 +44,8 @@ export interface KindConsumerOptions {
   kind: TelemetryKind;
   writers: number;
   batchSize: number;
+  /** ms a writer may wait for a full group (ingestion.flush_interval); 0 = write what is queued at once */
+  lingerMs: number;
   ackWaitMs: number;
   log: Logger;
   deps: PipelineDeps;
@@ -82,6 +86,8 @@ export async function ensureConsumer(
 
 export class KindConsumer {
   private readonly queue: JsMsg[] = [];
+  /** performance.now() at which each queued message arrived (parallel to `queue`) */
+  private readonly arrived: number[] = [];
   private queuedBytes = 0;
   private readonly waiters: (() => void)[] = [];
   private room: (() => void) | null = null;
@@ -111,6 +117,7 @@ export class KindConsumer {
         this.messages = await consumer.consume({ max_messages: Math.max(1, this.o.batchSize) });
         for await (const m of this.messages) {
           this.queue.push(m);
+          this.arrived.push(performance.now());
           this.queuedBytes += sizeOf(m);
           this.signal();
           while ((this.queue.length >= this.highWater || this.queuedBytes >= QUEUE_BYTES) && !this.stopped) {
@@ -141,6 +148,11 @@ export class KindConsumer {
         });
         continue;
       }
+      const linger = this.lingerLeft();
+      if (linger > 0) {
+        await this.idle(linger);
+        continue;
+      }
       let n = 0;
       let bytes = 0;
       while (n < this.queue.length && n < this.o.batchSize && (n === 0 || bytes < GROUP_BYTES)) {
@@ -148,12 +160,14 @@ export class KindConsumer {
         n++;
       }
       const group = this.queue.splice(0, n);
+      this.arrived.splice(0, n);
       this.queuedBytes -= bytes;
       if (this.queue.length > 0) this.signal(); // let another free writer take the rest
       const r = this.room;
       this.room = null;
       r?.();
       try {
+        this.o.deps.metrics.groupBatches.observe({ kind: this.o.kind }, group.length);
         await processGroup(this.o.kind, group, this.o.deps);
       } catch (err) {
         // PostgreSQL or NATS unavailable before the write (source lookup, partitions, dead-letter publish): the
@@ -168,6 +182,29 @@ export class KindConsumer {
     }
   }
 
+  /** ms this writer should still wait for a fuller group (0: write now). */
+  private lingerLeft(): number {
+    if (this.o.lingerMs <= 0 || this.queue.length >= this.o.batchSize || this.queuedBytes >= GROUP_BYTES)
+      return 0;
+    return Math.max(0, (this.arrived[0] as number) + this.o.lingerMs - performance.now());
+  }
+
+  /** Waits for the pump's next message or `ms`, whichever comes first. */
+  private idle(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        const i = this.waiters.indexOf(wake);
+        if (i >= 0) this.waiters.splice(i, 1);
+        resolve();
+      }, Math.ceil(ms));
+      this.waiters.push(wake);
+    });
+  }
+
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
@@ -178,6 +215,7 @@ export class KindConsumer {
     await this.messages?.close().catch(() => {});
     await Promise.all(this.tasks);
     for (const m of this.queue.splice(0)) m.nak(); // not written: hand back at once
+    this.arrived.length = 0;
     this.queuedBytes = 0;
   }
 }

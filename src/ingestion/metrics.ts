@@ -39,6 +39,12 @@ export function ingestionMetrics(r: Registry) {
       labelNames: ["kind"],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     }),
+    groupBatches: r.histogram<"kind">({
+      name: "secumon_ingest_group_batches",
+      help: "Batches written per transaction (one group); see ingestion.batch_size and ingestion.flush_interval.",
+      labelNames: ["kind"],
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
+    }),
     lagSeconds: r.histogram<"kind">({
       name: "secumon_ingest_lag_seconds",
       help: "From the gateway receiving a batch (Secumon-Received-At) to its rows being committed.",

@@ -118,6 +118,7 @@ export function createIngestion(ctx: RoleContext, opts: IngestionOptions = {}): 
             kind,
             writers: perStream(kind),
             batchSize: cfg.batch_size,
+            lingerMs: parseDuration(cfg.flush_interval),
             ackWaitMs,
             log,
             deps,
