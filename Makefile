@@ -2,6 +2,10 @@
 SHELL := /bin/bash
 BUN := $(CURDIR)/.tools/bun
 export PATH := $(CURDIR)/.tools:$(CURDIR)/node_modules/.bin:$(PATH)
+# Bun's allocator (mimalloc) hands freed memory back to the kernel within milliseconds by default: every argon2 hash
+# (19 MiB) and every telemetry batch's buffers were then page-faulted in again. One second keeps them
+# (docs/api.md, docs/telemetry-path.md); the appliance unit and the container image set the same.
+export MIMALLOC_PURGE_DELAY ?= 1000
 
 .PHONY: setup gen serve test test-only lint typecheck fmt build vendor clean bench-startup help
 

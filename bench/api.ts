@@ -22,6 +22,7 @@ import { cpus, loadavg } from "node:os";
 import { apiPlugin } from "../src/api/app.ts";
 import type { ApiDeps } from "../src/api/deps.ts";
 import { memoryStore } from "../src/api/lib/store.ts";
+import { READ_SLOTS } from "../src/api/lib/tx.ts";
 import { createHttpApp } from "../src/app/http.ts";
 import { jwtSigner } from "../src/auth/jwt.ts";
 import { hashPassword, PASSWORD_PARAMS } from "../src/auth/passwords.ts";
@@ -202,6 +203,8 @@ try {
   const deps: ApiDeps = {
     config,
     sql,
+    // as the api role opens it (open-deps.ts): its own READ_SLOTS connections for one-statement reads
+    readSql: connect(url, { max: READ_SLOTS, log: silentLogger() }),
     keyring: createKeyring(crypto.getRandomValues(new Uint8Array(32))),
     log: silentLogger(),
     metrics: new Registry(),

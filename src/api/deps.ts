@@ -10,6 +10,12 @@ import type { CounterStore } from "./lib/store.ts";
 export interface ApiDeps {
   config: Config;
   sql: Sql;
+  /**
+   * A pool of READ_SLOTS connections for one-statement tenant reads (src/api/lib/tx.ts); `sql` when absent.
+   * Its own few connections stay warm (plans, catalog and buffer caches), where the same reads spread over
+   * the main pool's connections found cold ones (docs/api.md).
+   */
+  readSql?: Sql;
   keyring: Keyring;
   log: Logger;
   metrics: Registry;

@@ -1,5 +1,6 @@
 /** The api role: HTTP API (REST, GraphQL, OpenAPI), authentication and the embedded web UI. */
 import type { RoleDefinition } from "../app/role.ts";
+import type { Sql } from "../storage/db.ts";
 import { apiPlugin } from "./app.ts";
 import type { CounterStore } from "./lib/store.ts";
 import { openApiDeps } from "./open-deps.ts";
@@ -11,13 +12,15 @@ export const apiRole: RoleDefinition = {
   needs: ["database"],
   create(ctx) {
     let store: CounterStore | null = null;
+    let reads: Sql | undefined;
     let mounted = false;
     return {
       name: "role:api",
       async start() {
         if (mounted) return;
-        const deps = await openApiDeps(ctx);
+        const deps = await openApiDeps(ctx, { reads: true });
         store = deps.store;
+        reads = deps.readSql;
         await prepareSetupCode(deps);
         ctx.http.use(apiPlugin(deps));
         mounted = true;
@@ -26,6 +29,8 @@ export const apiRole: RoleDefinition = {
       async stop() {
         await store?.close();
         store = null;
+        await reads?.end({ timeout: 5 });
+        reads = undefined;
       },
       readiness: () => (mounted ? null : "api: starting"),
     };

@@ -4,12 +4,17 @@ import { jwtSigner } from "../auth/jwt.ts";
 import type { ApiDeps } from "./deps.ts";
 import { jwtKey } from "./jwt-key.ts";
 import { memoryStore, redisStore } from "./lib/store.ts";
+import { READ_SLOTS } from "./lib/tx.ts";
 
-/** Opens the counter store (Redis when `redis.url` is set, else in memory); the caller closes `deps.store`. */
-export async function openApiDeps(ctx: RoleContext): Promise<ApiDeps> {
+/**
+ * Opens the counter store (Redis when `redis.url` is set, else in memory) and, with `reads`, the pool of read
+ * connections; the caller closes `deps.store` and ends `deps.readSql`.
+ */
+export async function openApiDeps(ctx: RoleContext, o: { reads?: boolean } = {}): Promise<ApiDeps> {
   return {
     config: ctx.config,
     sql: ctx.sql,
+    ...(o.reads && ctx.pool ? { readSql: ctx.pool(READ_SLOTS) } : {}),
     keyring: ctx.keyring,
     log: ctx.log,
     metrics: ctx.metrics,

@@ -212,6 +212,7 @@ export function createCollector({ config, log }: CollectorOptions): Collector {
       log,
       metrics,
       sql: sql as Sql,
+      pool: (max) => connect(databaseUrl, { max, log: log.child({ component: "db" }) }),
       natsUrl: natsUrlValue,
       nats: nc,
       keyring: loadKeyring({ encryptionKey: config.security.encryption_key, dataDir }),

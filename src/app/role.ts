@@ -20,6 +20,11 @@ export interface RoleContext {
   metrics: Registry;
   /** Connection pool to the collector's database. */
   sql: Sql;
+  /**
+   * Opens a further pool of `max` connections to the same database, for a role that needs connections of its
+   * own (the API's reads); the role ends it when it stops. Absent where a test builds the context by hand.
+   */
+  pool?: (max: number) => Sql;
   natsUrl: string;
   /** The process's shared NATS connection (null when no started role needs NATS). */
   nats: NatsConnection | null;

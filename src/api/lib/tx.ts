@@ -15,15 +15,16 @@ const readSlots = new WeakMap<Sql, Slots>();
  * slots: at most READ_SLOTS at once, the others wait in order. Errors mapped as inTenant maps them.
  */
 export function tenantRead(deps: ApiDeps, req: Pick<RequestInfo, "tenantId">): TenantRead {
-  let s = readSlots.get(deps.sql);
+  const sql = deps.readSql ?? deps.sql;
+  let s = readSlots.get(sql);
   if (!s) {
     s = slots(READ_SLOTS);
-    readSlots.set(deps.sql, s);
+    readSlots.set(sql, s);
   }
   const limit = s;
   return (fn, opts) =>
     limit.run(() =>
-      tenantQuery(deps.sql, req.tenantId, fn, opts).catch((e) => {
+      tenantQuery(sql, req.tenantId, fn, opts).catch((e) => {
         throw mapWriteError(e); // e.g. a NUL character in a filter: 422, as inTenant answers it
       }),
     );
