@@ -5,15 +5,20 @@
  * never settles its next query (measured with postgres.js 3.4.9: the write hits a null socket and the promise
  * hangs), so a leader would hang forever. A client of its own (max 1) fails fast with a connection error and
  * reconnects; the lock does not survive that new session, which `ensure()` notices (it checks pg_locks for its
- * own backend) and then tries to take the lock again.
+ * own backend) and then tries to take the lock again. After a failed or stalled check (a server restart that
+ * takes seconds, as with a large shared_buffers, left postgres.js 3.4.9's client failing every later query),
+ * the client is thrown away and the next check opens a new one.
  */
 import postgres from "postgres";
 import type { Logger } from "../observability/logger.ts";
 import type { Sql, Tx } from "./db.ts";
 
+/** A lock check that takes longer than this counts as failed (the session is then replaced). */
+const CHECK_TIMEOUT_MS = 10_000;
+
 export class SessionLock {
-  /** The dedicated session; work fenced by the lock runs here (see `transaction`). */
-  readonly sql: Sql;
+  private client: Sql;
+  private readonly options: Record<string, unknown>;
   private holding = false;
   private closed = false;
 
@@ -25,8 +30,26 @@ export class SessionLock {
   ) {
     const { shared: _shared, ...options } = pool.options as unknown as Record<string, unknown>;
     // never recycle the session on its own: that would silently drop the lock
-    const single = { ...options, max: 1, idle_timeout: null, max_lifetime: null };
-    this.sql = postgres(single as unknown as postgres.Options<Record<string, postgres.PostgresType>>) as Sql;
+    this.options = { ...options, max: 1, idle_timeout: null, max_lifetime: null };
+    this.client = this.open();
+  }
+
+  /** The dedicated session; work fenced by the lock runs here (see `transaction`). */
+  get sql(): Sql {
+    return this.client;
+  }
+
+  private open(): Sql {
+    return postgres(
+      this.options as unknown as postgres.Options<Record<string, postgres.PostgresType>>,
+    ) as Sql;
+  }
+
+  /** Replaces the session's client after a failure; the old one is closed without waiting. */
+  private renew(): void {
+    const old = this.client;
+    this.client = this.open();
+    old.end({ timeout: 0 }).catch(() => {});
   }
 
   get held(): boolean {
@@ -36,8 +59,29 @@ export class SessionLock {
   /** Takes the lock, or confirms it is still held by this session. Never throws; false on any error. */
   async ensure(): Promise<boolean> {
     if (this.closed) return false;
-    const [k1, k2] = this.key;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stalled = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`no answer from the database in ${CHECK_TIMEOUT_MS / 1000} s`)),
+        CHECK_TIMEOUT_MS,
+      );
+    });
     try {
+      return await Promise.race([this.check(), stalled]);
+    } catch (err) {
+      if (this.holding)
+        this.log.warn({ err: String(err) }, `${this.what}: lost the database session holding the lock`);
+      this.holding = false;
+      if (!this.closed) this.renew();
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async check(): Promise<boolean> {
+    const [k1, k2] = this.key;
+    {
       if (this.holding) {
         const [row] = await this.sql<{ n: number }[]>`
           SELECT count(*)::int AS n FROM pg_locks
@@ -51,11 +95,6 @@ export class SessionLock {
       this.holding = row?.ok === true;
       if (this.holding) this.log.info(`${this.what}: this instance is now the leader`);
       return this.holding;
-    } catch (err) {
-      if (this.holding)
-        this.log.warn({ err: String(err) }, `${this.what}: lost the database session holding the lock`);
-      this.holding = false;
-      return false;
     }
   }
 
