@@ -19,6 +19,7 @@
  */
 
 import { cpus, loadavg } from "node:os";
+import type { Subprocess } from "bun";
 import { apiPlugin } from "../src/api/app.ts";
 import type { ApiDeps } from "../src/api/deps.ts";
 import { memoryStore } from "../src/api/lib/store.ts";
@@ -283,21 +284,33 @@ end
       if (Number(m[3]) > 0)
         throw new Error(`${name}: ${m[3]} failed requests (non-2xx or socket errors)\n${out}`);
       const n = Number(m[1]);
-      const apiMs = (after.get(process.pid) ?? 0) - (before.get(process.pid) ?? 0);
-      const cpu = describeCpu(
-        {
-          api: apiMs,
-          pg: delta(before, after) - apiMs,
-          load: Number(p.resourceUsage()?.cpuTime.total ?? 0) / 1000,
-          machine: m1.busy - m0.busy,
-        },
-        wall,
-        n,
-      );
+      const cpu = runCpu(before, after, p, m1.busy - m0.busy, wall, n);
       return { n, rps: n / (Number(m[2]) / 1e6), p50: Number(m[4]) / 1000, p99: Number(m[5]) / 1000, cpu };
     };
     await run(3, clients); // warm-up: every pooled connection has prepared its statements
     return run(req.seconds ?? DURATION, clients);
+  }
+
+  /** The CPU split of one measured run: this process (the API), the backends, the load tool, the machine. */
+  function runCpu(
+    before: Map<number, number>,
+    after: Map<number, number>,
+    loadTool: Subprocess,
+    machineBusyMs: number,
+    wall: number,
+    n: number,
+  ) {
+    const apiMs = (after.get(process.pid) ?? 0) - (before.get(process.pid) ?? 0);
+    return describeCpu(
+      {
+        api: apiMs,
+        pg: delta(before, after) - apiMs,
+        load: Number(loadTool.resourceUsage()?.cpuTime.total ?? 0) / 1000,
+        machine: machineBusyMs,
+      },
+      wall,
+      n,
+    );
   }
 
   /** Sign-ins at a steady LOGIN_RATE per second (bench/open-loop.ts, its own process), after a 2 s warm-up. */
@@ -329,17 +342,7 @@ end
       if (!m) throw new Error(`the open-loop client printed no figures: ${out}`);
       if (Number(m[2]) > 0) throw new Error(`${name}: ${m[2]} failed requests\n${out}`);
       const n = Number(m[1]);
-      const apiMs = (after.get(process.pid) ?? 0) - (before.get(process.pid) ?? 0);
-      const cpu = describeCpu(
-        {
-          api: apiMs,
-          pg: delta(before, after) - apiMs,
-          load: Number(p.resourceUsage()?.cpuTime.total ?? 0) / 1000,
-          machine: m1.busy - m0.busy,
-        },
-        wall,
-        n,
-      );
+      const cpu = runCpu(before, after, p, m1.busy - m0.busy, wall, n);
       return { n, rps: n / seconds, p50: Number(m[3]), p99: Number(m[4]), cpu };
     };
     await run(2);

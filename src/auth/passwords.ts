@@ -7,8 +7,10 @@
  * choice. Hashes made with other parameters (older, weaker or stronger) still verify — the PHC string carries
  * its own — and are replaced with a current one at the next successful sign-in (needsRehash).
  */
+
 import { availableParallelism } from "node:os";
 import { CollectorError } from "../lib/errors.ts";
+import { slots } from "../lib/slots.ts";
 
 const OPTS = { algorithm: "argon2id", memoryCost: 19456, timeCost: 2 } as const; // OWASP's argon2id minimum
 /** The current parameters as they appear in a PHC string. */
@@ -32,21 +34,8 @@ export function checkPasswordPolicy(password: string): void {
  * then costs 19 MiB per core, not per request, and the first in line finish first instead of all of them
  * sharing the cores and finishing last together.
  */
-const SLOTS = Math.max(1, availableParallelism());
-let busy = 0;
-const waiting: (() => void)[] = [];
-async function inSlot<T>(fn: () => Promise<T>): Promise<T> {
-  if (busy < SLOTS) busy++;
-  else await new Promise<void>((resolve) => waiting.push(resolve));
-  try {
-    return await fn();
-  } finally {
-    const next = waiting.shift();
-    if (next)
-      next(); // the slot passes on as it is
-    else busy--;
-  }
-}
+const argonSlots = slots(Math.max(1, availableParallelism()));
+const inSlot = <T>(fn: () => Promise<T>): Promise<T> => argonSlots.run(fn);
 
 export function hashPassword(password: string): Promise<string> {
   return inSlot(() => Bun.password.hash(password, OPTS));

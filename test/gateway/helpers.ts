@@ -1,6 +1,8 @@
 /** Client-side helpers for gateway tests: raw streams, expected refusals, hostile certificates. */
 import "reflect-metadata"; // before @peculiar/x509
 import type { Client, ClientDuplexStream, ServiceError } from "@grpc/grpc-js";
+import { jetstream } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
 import * as x509 from "@peculiar/x509";
 import { generateKeyAndCsr, toPem } from "../../src/pki/ca.ts";
 import type { Identity } from "../../src/simulator/client.ts";
@@ -125,3 +127,16 @@ async function issueWith(
 }
 
 export { generateKeyAndCsr };
+
+/** Every status event published for one agent (EVENTS stream), in order. */
+export async function agentEvents(nc: NatsConnection, tenant: string, id: string): Promise<string[]> {
+  const c = await jetstream(nc).consumers.get("EVENTS", {
+    filter_subjects: [`secumon.events.agent.${tenant}.${id}`],
+  });
+  const out: string[] = [];
+  for (;;) {
+    const m = await c.next({ expires: 1000 });
+    if (!m) return out;
+    out.push(m.json<{ status: string }>().status);
+  }
+}

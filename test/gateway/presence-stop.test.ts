@@ -6,14 +6,13 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Client } from "@grpc/grpc-js";
-import { jetstream } from "@nats-io/jetstream";
 import Redis from "ioredis";
 import { encodePayload } from "../../src/protocol/index.ts";
 import { enroll, type Identity, identityClient, unaryCall } from "../../src/simulator/client.ts";
 import { withAdmin } from "../../src/storage/db.ts";
 import { waitFor } from "../support/collector.ts";
 import { createTenant, createToken, type Harness, startGateway } from "./harness.ts";
-import { openStream } from "./helpers.ts";
+import { agentEvents, openStream } from "./helpers.ts";
 import { startRedis, type TestRedis } from "./redis.ts";
 
 const config = { offline_after: "30s", last_seen_write_interval: "1s" };
@@ -48,17 +47,7 @@ async function agentStatus(id: string): Promise<string | undefined> {
 }
 
 /** Every status event published for one agent, in order. */
-async function events(id: string): Promise<string[]> {
-  const c = await jetstream(d.nc).consumers.get("EVENTS", {
-    filter_subjects: [`secumon.events.agent.${tenant}.${id}`],
-  });
-  const out: string[] = [];
-  for (;;) {
-    const m = await c.next({ expires: 1000 });
-    if (!m) return out;
-    out.push(m.json<{ status: string }>().status);
-  }
-}
+const events = (id: string) => agentEvents(d.nc, tenant, id);
 
 /** Enrolls through `h` and holds a Connect stream open on it until the gateway closes it. */
 async function streamingAgent(h: Harness): Promise<Identity> {

@@ -6,14 +6,13 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Client } from "@grpc/grpc-js";
-import { jetstream } from "@nats-io/jetstream";
 import { encodePayload } from "../../src/protocol/index.ts";
 import { enroll, type Identity, identityClient, unaryCall } from "../../src/simulator/client.ts";
 import { withAdmin } from "../../src/storage/db.ts";
 import { freePort } from "../../src/supervisor/ports.ts";
 import { waitFor } from "../support/collector.ts";
 import { createTenant, createToken, type Harness, startGateway } from "./harness.ts";
-import { openStream } from "./helpers.ts";
+import { agentEvents, openStream } from "./helpers.ts";
 import { startRedis, type TestRedis } from "./redis.ts";
 
 const OFFLINE_MS = 2000;
@@ -57,17 +56,7 @@ async function waitStatus(id: string, status: string): Promise<void> {
 }
 
 /** Every status event published for one agent, in order. */
-async function events(h: Harness, id: string): Promise<string[]> {
-  const c = await jetstream(h.nc).consumers.get("EVENTS", {
-    filter_subjects: [`secumon.events.agent.${tenant}.${id}`],
-  });
-  const out: string[] = [];
-  for (;;) {
-    const m = await c.next({ expires: 1000 });
-    if (!m) return out;
-    out.push(m.json<{ status: string }>().status);
-  }
-}
+const events = (h: Harness, id: string) => agentEvents(h.nc, tenant, id);
 
 const inventory = (id: string) => {
   const raw = encodePayload("inventory", { time_unix_ms: Date.now() });

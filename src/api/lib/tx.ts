@@ -1,10 +1,10 @@
 import { availableParallelism } from "node:os";
 import { CollectorError } from "../../lib/errors.ts";
+import { type Slots, slots } from "../../lib/slots.ts";
 import { type Sql, type TenantRead, type Tx, tenantQuery, withTenant } from "../../storage/db.ts";
 import type { ApiDeps } from "../deps.ts";
 import type { RequestInfo } from "../guard.ts";
 import { mapWriteError } from "./http-errors.ts";
-import { type Slots, slots } from "./slots.ts";
 
 /** How many API reads (tenantRead) run in PostgreSQL at once per pool: twice the cores (slots.ts). */
 export const READ_SLOTS = Math.max(2, 2 * availableParallelism());

@@ -15,6 +15,16 @@ import { IdParams, JsonObject, Name, Tags } from "../lib/params.ts";
 import { tenantRead } from "../lib/tx.ts";
 
 const Status = t.Union(["pending", "online", "offline", "disabled", "revoked"].map((s) => t.Literal(s)));
+/** The columns agents and probes share, in the order both lists answer them. */
+const FLEET_TAIL = [
+  "status",
+  "last_seen",
+  "config",
+  "tags",
+  "wireguard_ip::text as wireguard_ip",
+  "created_at",
+  "updated_at",
+];
 const AGENT_COLUMNS = [
   "id",
   "tenant_id",
@@ -26,28 +36,9 @@ const AGENT_COLUMNS = [
   "os_version",
   "arch",
   "version",
-  "status",
-  "last_seen",
-  "config",
-  "tags",
-  "wireguard_ip::text as wireguard_ip",
-  "created_at",
-  "updated_at",
+  ...FLEET_TAIL,
 ];
-const PROBE_COLUMNS = [
-  "id",
-  "tenant_id",
-  "name",
-  "location",
-  "type",
-  "status",
-  "last_seen",
-  "config",
-  "tags",
-  "wireguard_ip::text as wireguard_ip",
-  "created_at",
-  "updated_at",
-];
+const PROBE_COLUMNS = ["id", "tenant_id", "name", "location", "type", ...FLEET_TAIL];
 const AGENT_COLS = AGENT_COLUMNS.join(", ");
 const PROBE_COLS = PROBE_COLUMNS.join(", ");
 const FLEET_TIMESTAMPS = ["last_seen", "created_at", "updated_at"];

@@ -1,9 +1,9 @@
 /**
- * A first-come, first-served limit on how many calls run at once. The API runs its read statements through
- * one (READ_SLOTS per database pool, src/api/lib/tx.ts): with 2 cores, 20 statements running in PostgreSQL at
- * once are time-sliced by the kernel, contend for PostgreSQL's lock table (a generic plan over partitioned
- * tables locks every partition) and all finish late together; a few at a time, the rest waiting here in
- * order, answer sooner (docs/api.md has the figures).
+ * A first-come, first-served limit on how many calls run at once, the rest waiting in order. Used for the
+ * API's read statements (READ_SLOTS per pool, src/api/lib/tx.ts) and for argon2 hashes (one per core,
+ * src/auth/passwords.ts). With 2 cores, 20 statements running in PostgreSQL at once are time-sliced by the
+ * kernel, contend for PostgreSQL's lock table (a generic plan over partitioned tables locks every partition)
+ * and all finish late together; a few at a time answer sooner (docs/api.md has the figures).
  */
 export interface Slots {
   run<T>(fn: () => Promise<T>): Promise<T>;
