@@ -55,16 +55,22 @@ export async function ping(sql: Sql): Promise<void> {
   }
 }
 
+/** 400 unless `tenantId` is a UUID (the tenant of withTenant and tenantQuery). */
+function checkTenantId(tenantId: string): void {
+  if (!UUID.test(tenantId))
+    throw new CollectorError("BAD_REQUEST", `tenant id must be a UUID, got ${JSON.stringify(tenantId)}`);
+}
+
 /**
  * Runs `fn` in a transaction as secumon_app scoped to one tenant: `SET LOCAL ROLE secumon_app` and
  * `set_config('secumon.tenant_id', tenantId, true)` (sent as one statement, one round trip). Both end with the
  * transaction, so a pooled connection never carries a tenant into its next use.
  */
 export function withTenant<T>(sql: Sql, tenantId: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  if (!UUID.test(tenantId)) {
-    return Promise.reject(
-      new CollectorError("BAD_REQUEST", `tenant id must be a UUID, got ${JSON.stringify(tenantId)}`),
-    );
+  try {
+    checkTenantId(tenantId);
+  } catch (e) {
+    return Promise.reject(e);
   }
   return inRole(sql, APP_ROLE, tenantId, fn);
 }
@@ -100,9 +106,7 @@ export async function tenantQuery<T extends readonly object[] = postgres.Row[]>(
   fn: ReadQuery<T>,
   opts: TenantQueryOptions = {},
 ): Promise<T> {
-  if (!UUID.test(tenantId)) {
-    throw new CollectorError("BAD_REQUEST", `tenant id must be a UUID, got ${JSON.stringify(tenantId)}`);
-  }
+  checkTenantId(tenantId);
   let tx: postgres.ReservedSql;
   try {
     tx = await sql.reserve();

@@ -81,21 +81,23 @@ export class SessionLock {
 
   private async check(): Promise<boolean> {
     const [k1, k2] = this.key;
-    {
-      if (this.holding) {
-        const [row] = await this.sql<{ n: number }[]>`
-          SELECT count(*)::int AS n FROM pg_locks
-           WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND classid = ${k1} AND objid = ${k2}
-             AND objsubid = 2 AND granted`;
-        if ((row?.n ?? 0) > 0) return true;
-        this.holding = false;
-        this.log.warn(`${this.what}: the lock was lost with its database session; trying to take it again`);
-      }
-      const [row] = await this.sql<{ ok: boolean }[]>`SELECT pg_try_advisory_lock(${k1}, ${k2}) AS ok`;
-      this.holding = row?.ok === true;
-      if (this.holding) this.log.info(`${this.what}: this instance is now the leader`);
-      return this.holding;
+    // a check that outlived its timeout answers for a client already replaced: it must not change the state
+    const sql = this.client;
+    if (this.holding) {
+      const [row] = await sql<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM pg_locks
+         WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND classid = ${k1} AND objid = ${k2}
+           AND objsubid = 2 AND granted`;
+      if (sql !== this.client) return false;
+      if ((row?.n ?? 0) > 0) return true;
+      this.holding = false;
+      this.log.warn(`${this.what}: the lock was lost with its database session; trying to take it again`);
     }
+    const [row] = await sql<{ ok: boolean }[]>`SELECT pg_try_advisory_lock(${k1}, ${k2}) AS ok`;
+    if (sql !== this.client) return false;
+    this.holding = row?.ok === true;
+    if (this.holding) this.log.info(`${this.what}: this instance is now the leader`);
+    return this.holding;
   }
 
   /**

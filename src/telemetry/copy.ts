@@ -178,7 +178,7 @@ export class BinaryRows {
 
 /** The 16 bytes of a UUID in its canonical text form (validated by the caller). */
 export function uuidBytes(id: string): Uint8Array {
-  return Uint8Array.from(Buffer.from(id.replace(/-/g, ""), "hex"));
+  return Buffer.from(id.replace(/-/g, ""), "hex");
 }
 
 /** COPY binary file header: signature, flags, header extension length. */
