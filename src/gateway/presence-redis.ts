@@ -121,6 +121,7 @@ export async function redisPresence(url: string, prefix = "secumon:"): Promise<S
     },
     async release(members, cut) {
       const out: string[] = [];
+      // at least one call even with no members: the script also drops this instance's own keys
       for (let i = 0; i < members.length || i === 0; i += 500) {
         const args = [String(cut), instance, instancePrefix, ...members.slice(i, i + 500)];
         out.push(...((await r.eval(RELEASE, 3, key, own, instances, ...args)) as string[]));

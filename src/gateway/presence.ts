@@ -149,7 +149,11 @@ export class Presence {
     // shared: a stream this instance closed is no sighting; the release below decides, atomically in Redis,
     // which of those principals no other instance sees (offline now, written by this instance alone)
     for (const e of held) e.dirty = false;
-    const lastWrite = (err: unknown) => this.o.log.warn({ err: String(err) }, "last presence write failed");
+    const lastWrite = (err: unknown) =>
+      this.o.log.warn(
+        { err: String(err) },
+        "last presence write failed: the status of this gateway's agents may be stale until they reconnect; check that PostgreSQL (and Redis, if set) are reachable",
+      );
     await this.flush(true).catch(lastWrite);
     if (this.shared && held.length > 0) {
       try {
