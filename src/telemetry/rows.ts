@@ -20,7 +20,7 @@ import {
 
 export { COLUMNS, type CopyTable } from "./columns.ts";
 
-import type { CopyTable } from "./columns.ts";
+import { COLUMNS, type CopyTable } from "./columns.ts";
 
 /** A batch's rows per table: COPY text lines, or rows already in COPY binary format (metrics tables). */
 export class TableLines {
@@ -86,8 +86,10 @@ function eachBinary<T>(
 ): void {
   if (!items || items.length === 0) return;
   const b = out.bin(table);
+  const fields = COLUMNS[table].length;
   for (const x of items) {
     try {
+      b.begin(fields);
       fn(b, x);
       b.end();
     } catch (e) {
@@ -105,7 +107,7 @@ export function metricsRows(p: MetricsPayload, src: Source, w: TimeWindow, tally
   const agent = uuidBytes(src.sourceId);
   eachBinary(p.system, out, "system_metrics", tally, (b, m) => {
     const t = checkTime(m.time_unix_ms, w);
-    b.begin(16).time(t).uuid(tenant).uuid(agent);
+    b.time(t).uuid(tenant).uuid(agent);
     b.float8(percent(m.cpu_usage)).float8(percent(m.cpu_user)).float8(percent(m.cpu_system));
     b.float8(percent(m.cpu_iowait)).float8(nonNegative(m.load_avg_1)).float8(nonNegative(m.load_avg_5));
     b.float8(nonNegative(m.load_avg_15)).int8(counter(m.mem_total)).int8(counter(m.mem_used));
@@ -119,8 +121,7 @@ export function metricsRows(p: MetricsPayload, src: Source, w: TimeWindow, tally
   });
   eachBinary(p.disks, out, "disk_metrics", tally, (b, d) => {
     const t = checkTime(d.time_unix_ms, w);
-    b.begin(14)
-      .time(t)
+    b.time(t)
       .uuid(tenant)
       .uuid(agent)
       .text(required(d.device))
@@ -131,7 +132,7 @@ export function metricsRows(p: MetricsPayload, src: Source, w: TimeWindow, tally
   });
   eachBinary(p.networks, out, "network_metrics", tally, (b, n) => {
     const t = checkTime(n.time_unix_ms, w);
-    b.begin(10).time(t).uuid(tenant).uuid(agent).text(required(n.interface));
+    b.time(t).uuid(tenant).uuid(agent).text(required(n.interface));
     b.int8(counter(n.rx_bytes)).int8(counter(n.tx_bytes)).int8(counter(n.rx_packets));
     b.int8(counter(n.tx_packets)).int8(counter(n.rx_errors)).int8(counter(n.tx_errors));
   });
