@@ -56,7 +56,7 @@ export async function startGateway(
     overrides: {
       data_dir: tempDir("secumon-gw-"),
       gateway: { grpc_port: 0, ...gateway },
-      ...(o.shards ? { nats: { telemetry_shards: o.shards } } : {}),
+      nats: { telemetry_shards: o.shards ?? 1 }, // the streams ensured above
       ...extra,
     },
   });

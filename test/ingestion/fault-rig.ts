@@ -13,7 +13,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import type { Subprocess } from "bun";
 import { embeddedMigrations } from "../../src/assets/embedded.gen.ts";
 import { connectNats } from "../../src/bus/connect.ts";
-import { ensureTelemetryStream, TELEMETRY_STREAM } from "../../src/bus/telemetry.ts";
+import { ensureTelemetryStream, telemetryStreams } from "../../src/bus/telemetry.ts";
 import { loadConfig } from "../../src/config/load.ts";
 import { createGateway, type GatewayService } from "../../src/gateway/index.ts";
 import { silentLogger } from "../../src/observability/logger.ts";
@@ -52,8 +52,12 @@ export interface Rig {
   produce(on: boolean): void;
   pending(): number;
   rows(): Promise<number>;
+  /** What the TELEMETRY streams (every shard) hold. */
   streamBytes(): Promise<{ bytes: number; messages: number }>;
-  setStreamMaxBytes(n: number): Promise<void>;
+  /** Lowers every shard's max_bytes to what it holds + `headroom`: the streams are full soon after. */
+  fillStreams(headroom: number): Promise<void>;
+  /** The operator's fix: the configured limits again (ensureTelemetryStream, as the collector applies them). */
+  restoreStreamLimits(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -78,10 +82,13 @@ export async function startRig(o: RigOptions): Promise<Rig> {
   await runMigrations(sql, embeddedMigrations, silentLogger());
   const nats = await privateNats({ maxStoreBytes: o.streamMaxBytes + 512 * 1024 * 1024 });
   const nc = await connectNats(nats.url, "fault-rig", silentLogger());
-  await ensureTelemetryStream(await jetstreamManager(nc), {
+  // the default number of shards, as the collector's own processes create them
+  const limits = {
     maxAgeMs: 3_600_000,
     maxBytes: o.streamMaxBytes,
-  });
+    shards: loadConfig({ env: {} }).nats.telemetry_shards,
+  };
+  await ensureTelemetryStream(await jetstreamManager(nc), limits);
 
   const dataDir = tempDir("secumon-fault-gw-");
   const config = loadConfig({
@@ -227,14 +234,23 @@ export async function startRig(o: RigOptions): Promise<Rig> {
     pending: () => agents.reduce((n, a) => n + a.pendingCount, 0),
     rows: () => metricRows(sql, tenant),
     async streamBytes() {
-      const info = await (await jetstreamManager(nc)).streams.info(TELEMETRY_STREAM);
-      return { bytes: info.state.bytes, messages: info.state.messages };
-    },
-    async setStreamMaxBytes(n) {
       const jsm = await jetstreamManager(nc);
-      const info = await jsm.streams.info(TELEMETRY_STREAM);
-      await jsm.streams.update(TELEMETRY_STREAM, { ...info.config, max_bytes: n });
+      const held = { bytes: 0, messages: 0 };
+      for (const name of telemetryStreams(limits.shards)) {
+        const { state } = await jsm.streams.info(name);
+        held.bytes += state.bytes;
+        held.messages += state.messages;
+      }
+      return held;
     },
+    async fillStreams(headroom) {
+      const jsm = await jetstreamManager(nc);
+      for (const name of telemetryStreams(limits.shards)) {
+        const info = await jsm.streams.info(name);
+        await jsm.streams.update(name, { ...info.config, max_bytes: info.state.bytes + headroom });
+      }
+    },
+    restoreStreamLimits: async () => ensureTelemetryStream(await jetstreamManager(nc), limits),
     async close() {
       clearInterval(timer);
       for (const a of agents) a.stop();

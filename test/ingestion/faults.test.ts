@@ -94,14 +94,13 @@ test(
     );
     log("after postgres outage");
 
-    // 4. fill the stream to its limit. TELEMETRY keeps messages by age and size (limits retention), so consumed
-    //    batches still count: "full" is reached by lowering max_bytes to a little above what it holds while no
-    //    worker runs. The gateway must then push back and agents keep their batches; once the limit is back
-    //    (the operator's fix, or old batches ageing out), everything pending arrives, once.
+    // 4. fill the streams to their limit: with no worker running nothing is consumed, so lowering each shard's
+    //    max_bytes to a little above what it holds fills it. The gateway must then push back and agents keep
+    //    their batches; once the limits are back (the operator's fix), everything pending arrives, once.
     for (const w of rig.workers) w.kill("SIGTERM");
     await Promise.all(rig.workers.map((w) => w.exited));
     const held = await rig.streamBytes();
-    await rig.setStreamMaxBytes(held.bytes + P.headroom);
+    await rig.fillStreams(P.headroom);
     const retried = rig.stats.retried;
     await waitFor(
       async () => rig.stats.retried > retried + 5,
@@ -111,7 +110,7 @@ test(
     const full = await rig.streamBytes();
     expect(full.bytes).toBeGreaterThan(held.bytes + P.headroom * 0.8);
     await Bun.sleep(P.steadyMs);
-    await rig.setStreamMaxBytes(STREAM_MAX_BYTES);
+    await rig.restoreStreamLimits();
     await rig.startWorker();
     await Bun.sleep(P.steadyMs);
     log("after full stream");
