@@ -17,7 +17,7 @@
  * 403/s at 983 fdatasync/s; at 3,900–5,300 fdatasync/s the cap is the gateway's one JS thread (96–99 % of a
  * core, 1,180–1,450/s; 1,627/s with sync_interval 2m). The gateway's CPU profile (CPU_PROF): ~30 % strict wire
  * validation (src/protocol/wire.ts walkMessage/readScalar), the rest mostly grpc-js/HTTP/2/TLS and the NATS client.
- * SHARDS=N (default 1) publishes to N TELEMETRY streams (src/bus/telemetry.ts), which fsync in parallel: one
+ * SHARDS=N (default: nats.telemetry_shards, 2) publishes to N TELEMETRY streams (src/bus/telemetry.ts), which fsync in parallel: one
  * stream stores one message per fsync, and nats 2.12 atomic batches do not change that (1.00 fsync per stored
  * batch, and slower: bun bench/gateway-jetstream.ts, 2026-11-25 at 1,788 fdatasync/s — one stream 1,718/s,
  * atomic batches of 8 937/s, 4 streams 2,857/s, JetStream alone without the gateway). Through the gateway on a
@@ -26,12 +26,16 @@
  * 2026-11-25 20:20 (STREAMS=5000, load 4.1 → 3.3 from other work): 859/s, p50 263 / p99 542 ms, gateway 73 %
  * (847 µs CPU per batch), nats 41 %, client 34 %; RSS 346 MiB. Where the gateway's CPU goes (perf record -g):
  * docs/telemetry-path.md, "Gateway: what one batch costs".
+ * 2026-12-07 on a quiet machine (4,239–4,803 fdatasync/s), STREAMS=5000: SHARDS=1 1,879/s (p50 116 / p99 287 ms),
+ * SHARDS=2 2,094–2,272/s (p50 99–106 / p99 208–261 ms), gateway ~340–365 µs CPU per batch, RSS 343–393 MiB;
+ * the goal (2,000/s) holds with the default of 2 shards on a disk of this speed, not on the 1,977/s disk above.
  * RESULT streams=… gateway_rss_mib=… batches_per_s=… ack_p50_ms=… ack_p99_ms=… sync_interval=… shards=…
  *        fsync_per_s=… inflight=… agents=… gateway_cpu_pct=… gateway_cpu_us_per_batch=… nats_cpu_pct=…
  *        client_cpu_pct=… load1=…
  */
 import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
+import { loadConfig } from "../src/config/load.ts";
 import { createSimulator, enroll, type Identity } from "../src/simulator/index.ts";
 import { fsyncRate, printMachine, result } from "./machine.ts";
 
@@ -40,7 +44,8 @@ const AGENTS = Number(process.env.AGENTS ?? 32);
 const SECONDS = Number(process.env.SECONDS ?? 15);
 const INFLIGHT = Number(process.env.INFLIGHT ?? 8);
 const SYNC_INTERVAL = process.env.SYNC_INTERVAL ?? "always";
-const SHARDS = Number(process.env.SHARDS ?? 1);
+/** TELEMETRY streams: the product's default (nats.telemetry_shards) unless SHARDS says otherwise. */
+const SHARDS = Number(process.env.SHARDS ?? loadConfig({ env: {} }).nats.telemetry_shards);
 const WARMUP = Number(process.env.WARMUP ?? 15);
 
 /** CPU seconds (user + system) a process has used so far. */
