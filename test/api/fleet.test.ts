@@ -59,9 +59,9 @@ describe("lists built by PostgreSQL", () => {
     const [a] = r.body.data;
     expect(a.last_seen).toBe("2026-11-25T18:52:00.123Z");
     expect(a.created_at).toBe("2026-01-02T02:04:05.678Z");
-    expect(a.ip_addresses).toEqual(["10.0.0.5/32", "fd00::5/128"]); // inet[] as text, as GET /agents/:id
+    expect(a.ip_addresses).toEqual(["10.0.0.5", "fd00::5"]); // plain addresses, in their order, no mask
     expect(a.primary_ip).toBe("10.0.0.5");
-    expect(a.wireguard_ip).toBe("10.200.0.5/32"); // inet::text keeps the mask, as GET /agents/:id
+    expect(a.wireguard_ip).toBe("10.200.0.5"); // plain address, not inet text with its /32
     expect(a.config).toEqual({ interval: 1.5, nested: { b: [1, "x", null], a: true }, é: "ü" });
     expect(a.tags).toEqual(["web", "prod"]);
   });
@@ -91,5 +91,55 @@ describe("lists built by PostgreSQL", () => {
     const r = await get("/api/v1/agents", otherToken);
     expect(r.body.data.map((x: { name: string }) => x.name)).toEqual(["theirs"]);
     expect((await get("/api/v1/probes", otherToken)).body.pagination.total).toBe(0);
+  });
+});
+
+describe("addresses are plain (no /32 or /128 mask) wherever the API answers them", () => {
+  test("detail, PATCH answer, probe detail and GraphQL", async () => {
+    const [op] = await h.deps.sql`select id from agents where name = 'web-1'`;
+    const id = op?.id as string;
+    const detail = await get(`/api/v1/agents/${id}`);
+    expect(detail.body.ip_addresses).toEqual(["10.0.0.5", "fd00::5"]);
+    expect(detail.body.wireguard_ip).toBe("10.200.0.5");
+
+    const adminTenant = (await h.deps.sql`select tenant_id from agents where id = ${id}`)[0]?.tenant_id;
+    await seedUser(h, "op@fleet.test", "operator", adminTenant as string);
+    const opToken = (await login(h, "op@fleet.test")).access_token;
+    const patched = await h.call("PATCH", `/api/v1/agents/${id}`, {
+      token: opToken,
+      body: { tags: ["web"] },
+    });
+    expect(patched.status).toBe(200);
+    expect(patched.body.ip_addresses).toEqual(["10.0.0.5", "fd00::5"]);
+    expect(patched.body.wireguard_ip).toBe("10.200.0.5");
+    // the audit entry's before/after carry the same plain values
+    const [entry] = await h.deps.sql`
+      select old_value, new_value from audit_logs where resource_id = ${id} and action = 'agent.update'`;
+    expect(entry?.old_value.wireguard_ip).toBe("10.200.0.5");
+    expect(entry?.new_value.ip_addresses).toEqual(["10.0.0.5", "fd00::5"]);
+
+    const [p] = await h.deps.sql`
+      update probes set wireguard_ip = '10.200.0.9' where name = 'probe-1' returning id`;
+    const probe = await get(`/api/v1/probes/${p?.id}`);
+    expect(probe.body.wireguard_ip).toBe("10.200.0.9");
+    const probes = await get("/api/v1/probes?q=probe-1");
+    expect(probes.body.data[0].wireguard_ip).toBe("10.200.0.9");
+
+    const gql = await h.call("POST", "/api/graphql", {
+      token,
+      body: {
+        query:
+          'query($id: ID!) { agent(id: $id) { ip_addresses wireguard_ip } agents(q: "web") { data { ip_addresses wireguard_ip } } }',
+        variables: { id },
+      },
+    });
+    expect(gql.body.errors).toBeUndefined();
+    expect(gql.body.data.agent).toEqual({
+      ip_addresses: ["10.0.0.5", "fd00::5"],
+      wireguard_ip: "10.200.0.5",
+    });
+    expect(gql.body.data.agents.data).toEqual([
+      { ip_addresses: ["10.0.0.5", "fd00::5"], wireguard_ip: "10.200.0.5" },
+    ]);
   });
 });

@@ -18,6 +18,10 @@ export const SDL = /* GraphQL */ `
     name: String!
     hostname: String
     primary_ip: String
+    "Plain addresses (10.0.0.5, no mask), in the order the agent reported them."
+    ip_addresses: [String!]!
+    "The agent's tunnel address, plain (10.200.0.5); null until WireGuard gave it one."
+    wireguard_ip: String
     os: String
     os_version: String
     version: String

@@ -21,7 +21,8 @@ const FLEET_TAIL = [
   "last_seen",
   "config",
   "tags",
-  "wireguard_ip::text as wireguard_ip",
+  // host(): the plain address ("10.0.0.5"); inet::text would keep the mask ("10.0.0.5/32")
+  "host(wireguard_ip) as wireguard_ip",
   "created_at",
   "updated_at",
 ];
@@ -31,7 +32,7 @@ const AGENT_COLUMNS = [
   "name",
   "hostname",
   "host(ip_addresses[1]) as primary_ip",
-  "ip_addresses::text[] as ip_addresses",
+  "array(select host(a.ip) from unnest(ip_addresses) with ordinality a(ip, n) order by a.n) as ip_addresses",
   "os",
   "os_version",
   "arch",
