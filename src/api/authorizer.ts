@@ -34,7 +34,11 @@ export function roleAuthorizer(ctx: RoleContext, need: Role): RoleAuthorizer {
       if (!roleAtLeast(principal.role, need)) throw forbidden(need);
     },
     async close() {
-      await store?.close();
+      // forget the handles too: a later authorize (the owning role started again) opens a fresh store
+      const s = store;
+      store = null;
+      deps = null;
+      await s?.close();
     },
   };
 }

@@ -1,8 +1,7 @@
 /** The api role: HTTP API (REST, GraphQL, OpenAPI), authentication and the embedded web UI. */
 import type { RoleDefinition } from "../app/role.ts";
-import type { Sql } from "../storage/db.ts";
 import { apiPlugin } from "./app.ts";
-import type { CounterStore } from "./lib/store.ts";
+import type { ApiDeps } from "./deps.ts";
 import { openApiDeps } from "./open-deps.ts";
 import { prepareSetupCode } from "./routes/setup.ts";
 
@@ -11,28 +10,49 @@ export const apiRole: RoleDefinition = {
   summary: "HTTP API (REST, GraphQL, OpenAPI), authentication and the embedded web UI",
   needs: ["database"],
   create(ctx) {
-    let store: CounterStore | null = null;
-    let reads: Sql | undefined;
-    let mounted = false;
+    /**
+     * The handles the mounted routes read at each request. Routes cannot be unmounted from the HTTP app, so
+     * they are mounted once, on the first start; stop closes the counter store and ends the read pool, and a
+     * later start opens fresh ones into this same object, which the routes already hold.
+     */
+    let deps: ApiDeps | null = null;
+    let running = false;
+    let stopped = false;
     return {
       name: "role:api",
       async start() {
-        if (mounted) return;
-        const deps = await openApiDeps(ctx, { reads: true });
-        store = deps.store;
-        reads = deps.readSql;
-        await prepareSetupCode(deps);
-        ctx.http.use(apiPlugin(deps));
-        mounted = true;
-        ctx.log.info({ store: store.kind }, "API mounted under /api/v1");
+        if (running) return;
+        const fresh = await openApiDeps(ctx, { reads: true });
+        try {
+          await prepareSetupCode(fresh);
+        } catch (err) {
+          await fresh.store.close();
+          await fresh.readSql?.end({ timeout: 5 });
+          throw err;
+        }
+        if (deps) {
+          // an in-memory store closes to nothing: keeping it keeps this process's sign-outs and back-offs
+          if (deps.store.kind === "memory") await fresh.store.close();
+          else deps.store = fresh.store;
+          if (fresh.readSql) deps.readSql = fresh.readSql;
+        } else {
+          deps = fresh;
+          ctx.http.use(apiPlugin(deps));
+        }
+        running = true;
+        stopped = false;
+        ctx.log.info({ store: deps.store.kind }, "API mounted under /api/v1");
       },
       async stop() {
-        await store?.close();
-        store = null;
-        await reads?.end({ timeout: 5 });
-        reads = undefined;
+        if (!running || !deps) return;
+        running = false;
+        stopped = true;
+        const { store, readSql } = deps;
+        delete deps.readSql; // until a new start: reads fall back to the main pool, never to an ended one
+        await store.close();
+        await readSql?.end({ timeout: 5 });
       },
-      readiness: () => (mounted ? null : "api: starting"),
+      readiness: () => (running ? null : stopped ? "api: stopped" : "api: starting"),
     };
   },
 };
