@@ -10,9 +10,9 @@ import type { TelemetryKind } from "../bus/telemetry.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Principal } from "../pki/identity.ts";
 import { isInvalidMessage } from "../protocol/grpc.ts";
-import { withTenant } from "../storage/db.ts";
 import { probeAssignments } from "./assignments.ts";
 import { type Principals, principalKey } from "./auth.ts";
+import { agentConfigJson, type ControlChannels, rekeyAt } from "./control.ts";
 import type { Enroller, EnrollRequest } from "./enroll.ts";
 import type { Intake, WireBatch } from "./intake.ts";
 import type { CallCounter, RateLimiter } from "./limits.ts";
@@ -24,6 +24,7 @@ export interface HandlerDeps {
   sql: Sql;
   log: Logger;
   principals: Principals;
+  control: ControlChannels;
   enroller: Enroller;
   intake: Intake;
   presence: Presence;
@@ -170,7 +171,13 @@ async function openStream(
   d: HandlerDeps,
   call: ServerDuplexStream<unknown, unknown>,
   svc: "agent" | "probe",
-): Promise<{ p: Principal; end: (err: GatewayError | null) => void; isClosed: () => boolean } | null> {
+): Promise<{
+  p: Principal;
+  end: (err: GatewayError | null) => void;
+  isClosed: () => boolean;
+  /** runs once when the call is over, whatever ended it */
+  onCleanup: (fn: () => void) => void;
+} | null> {
   const fail = (err: unknown) => {
     const g = asGatewayError(d, err, call.getPath());
     call.emit("error", toServiceError(g));
@@ -197,11 +204,13 @@ async function openStream(
   let closed = false;
   let cleaned = false;
   let expiry: ReturnType<typeof setTimeout> | null = null;
+  const cleanups: (() => void)[] = [];
   const cleanup = () => {
     if (cleaned) return;
     cleaned = true;
     closed = true;
     untrack();
+    for (const fn of cleanups) fn();
     if (expiry) clearTimeout(expiry);
     expiry = null;
     d.calls.release(key);
@@ -242,7 +251,15 @@ async function openStream(
   call.on("close", cleanup);
   call.on("finish", cleanup);
   call.on("error", () => cleanup());
-  return { p, end, isClosed: () => closed };
+  return {
+    p,
+    end,
+    isClosed: () => closed,
+    onCleanup: (fn) => {
+      if (cleaned) fn();
+      else cleanups.push(fn);
+    },
+  };
 }
 
 /** setTimeout's longest delay (~24.8 days); a later notAfter re-arms. */
@@ -342,20 +359,44 @@ function connectHandler(d: HandlerDeps) {
     const s = await openStream(d, call as ServerDuplexStream<unknown, unknown>, "agent");
     if (!s) return;
     const { p } = s;
+    // the configuration now, then again whenever an administrator changes it (each distinct one once)
+    let lastConfig: string | null = null;
+    const pushConfig = (json: string) => {
+      if (s.isClosed() || json === lastConfig) return;
+      lastConfig = json;
+      call.write({ config: { config_json: json } });
+    };
+    s.onCleanup(d.control.register(p, pushConfig));
     try {
-      const [row] = await withTenant(
-        d.sql,
-        p.tenantId,
-        (tx) => tx`select config from agents where id = ${p.id}`,
-      );
-      if (row && !s.isClosed()) call.write({ config: { config_json: JSON.stringify(row.config ?? {}) } });
+      const json = await agentConfigJson(d.sql, p);
+      if (json !== null) pushConfig(json);
     } catch (err) {
-      d.log.warn({ err: String(err), id: p.id }, "could not read the agent's configuration for Connect");
+      d.log.warn(
+        { err: String(err), id: p.id },
+        "could not read the agent's configuration for Connect; it is sent when it changes or at the next connect (check the database)",
+      );
     }
-    const validTo = call.getAuthContext()?.sslPeerCertificate?.valid_to;
-    if (validTo && Date.parse(validTo) - Date.now() < 14 * 86_400_000 && !s.isClosed()) {
-      call.write({
-        rekey: { reason: `certificate expires ${new Date(Date.parse(validTo)).toISOString()}; renew it` },
+    // re-key: ask for a new certificate before this one ends (at once when that time has already come)
+    const cert = call.getAuthContext()?.sslPeerCertificate;
+    const notAfter = Date.parse(cert?.valid_to ?? "");
+    if (Number.isFinite(notAfter)) {
+      const at = rekeyAt(Date.parse(cert?.valid_from ?? ""), notAfter);
+      let timer: ReturnType<typeof setTimeout> | null = null;
+      const rekeyWhenDue = () => {
+        timer = null;
+        const left = at - Date.now();
+        if (left > 0) {
+          timer = setTimeout(rekeyWhenDue, Math.min(left, MAX_TIMER_MS)); // a long wait re-arms in steps
+          timer.unref?.();
+        } else if (!s.isClosed()) {
+          call.write({
+            rekey: { reason: `certificate expires ${new Date(notAfter).toISOString()}; renew it` },
+          });
+        }
+      };
+      rekeyWhenDue();
+      s.onCleanup(() => {
+        if (timer) clearTimeout(timer);
       });
     }
     call.on("data", (m) => {

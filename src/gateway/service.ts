@@ -1,7 +1,8 @@
 /**
  * The gateway service: loads (or creates) the collector CA, gets a server certificate, binds the grpc-js
  * server with TLS (client certificates requested, verified against the CA), and wires authentication,
- * limits, intake, presence and revocation. Start order: CA → server cert → EVENTS stream → LISTEN → bind;
+ * limits, intake, presence, revocation and the Connect control channel. Start order: CA → server cert →
+ * EVENTS stream → LISTEN (principal changes, agent configuration changes) → bind;
  * stop is the reverse, bounded.
  */
 import { readFileSync } from "node:fs";
@@ -19,6 +20,7 @@ import { type CertificateAuthority, loadOrCreateCa } from "../pki/ca.ts";
 import { serviceDefinition } from "../protocol/grpc.ts";
 import type { Keyring } from "../security/keyring.ts";
 import { Principals } from "./auth.ts";
+import { ControlChannels } from "./control.ts";
 import { gatewayCredentials } from "./credentials.ts";
 import { Enroller } from "./enroll.ts";
 import { agentHandlers, probeHandlers } from "./handlers.ts";
@@ -53,6 +55,7 @@ export function createGateway(deps: GatewayDeps): GatewayService {
   let server: Server | null = null;
   let presence: Presence | null = null;
   let principals: Principals | null = null;
+  let control: ControlChannels | null = null;
   let sweeper: ReturnType<typeof setInterval> | null = null;
   let ca: CertificateAuthority | null = null;
   let port = 0;
@@ -113,6 +116,8 @@ export function createGateway(deps: GatewayDeps): GatewayService {
       }
     });
     presence.start();
+    control = new ControlChannels(deps.sql, log);
+    await control.listen();
 
     const rl = g.rate_limiting;
     const batchLimiter = rl.enabled ? new RateLimiter(rl.requests_per_second, rl.burst) : null;
@@ -129,6 +134,7 @@ export function createGateway(deps: GatewayDeps): GatewayService {
       sql: deps.sql,
       log,
       principals,
+      control,
       enroller: new Enroller({
         sql: deps.sql,
         ca,
@@ -202,6 +208,8 @@ export function createGateway(deps: GatewayDeps): GatewayService {
     presence = null;
     await principals?.stop();
     principals = null;
+    await control?.stop();
+    control = null;
   }
 
   return {

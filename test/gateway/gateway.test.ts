@@ -34,6 +34,15 @@ const metrics = () =>
     disks: [{ time_unix_ms: Date.now(), device: "sda1", used_bytes: 5e9 }],
   });
 
+/** A sample's value in the gateway's /metrics text (0 when absent). */
+function metric(name: string, labels: string): number {
+  const line = h.metrics
+    .render()
+    .split("\n")
+    .find((l) => l.startsWith(`${name}{${labels}} `));
+  return line ? Number(line.split(" ").at(-1)) : 0;
+}
+
 function batch(id: string, raw: Uint8Array, c: "none" | "lz4" | "zstd" = "lz4") {
   return {
     batch_id: id,
@@ -98,8 +107,12 @@ describe("enrollment", () => {
     expect(t!.uses).toBe(1);
   });
 
-  test("expired, revoked, exhausted, unknown and malformed tokens are refused UNAUTHENTICATED; nothing is written", async () => {
+  test("expired, revoked, exhausted, unknown and malformed tokens are refused UNAUTHENTICATED, counted; nothing is written", async () => {
     const before = await agentCount();
+    const reasons = ["expired_token", "revoked_token", "exhausted_token", "unknown_token", "bad_token"];
+    const counted = () =>
+      reasons.map((r) => metric("secumon_gateway_enrollments_total", `kind="agent",result="${r}"`));
+    const countedBefore = counted();
     const expired = await createToken(h.sql, tenant, { expiresInMs: -1000 });
     const revoked = await createToken(h.sql, tenant, { revoked: true });
     const once = await createToken(h.sql, tenant, { maxUses: 1 });
@@ -117,6 +130,15 @@ describe("enrollment", () => {
       expect(e.details).toMatch(msg);
     }
     expect(await agentCount()).toBe(before + 1);
+    // each refusal is counted under its reason (secumon_gateway_enrollments_total on /metrics)
+    expect(counted().map((n, i) => n - countedBefore[i]!)).toEqual([1, 1, 1, 1, 1]);
+    // and none consumed a use
+    const [t] = await withAdmin(
+      h.sql,
+      (tx) => tx<{ n: number }[]>`select coalesce(sum(uses), 0)::int as n from enrollment_tokens
+        where tenant_id = ${tenant} and (revoked_at is not null or expires_at <= now())`,
+    );
+    expect(t!.n).toBe(0);
   });
 
   test("a probe token on the AgentService is PERMISSION_DENIED and not consumed", async () => {
@@ -152,6 +174,7 @@ describe("enrollment", () => {
   test(`${BAD_TOKENS} bad-token enrollments are each refused, write nothing, and the gateway keeps serving`, async () => {
     const rssBefore = process.memoryUsage().rss;
     const before = await agentCount();
+    const unknownBefore = metric("secumon_gateway_enrollments_total", 'kind="agent",result="unknown_token"');
     const c = track(makeClient("AgentService", h.address, h.gw.caPem));
     const { csrPem } = await generateKeyAndCsr();
     const codes = new Map<number, number>();
@@ -171,6 +194,9 @@ describe("enrollment", () => {
     expect([...codes.entries()]).toEqual([[status.UNAUTHENTICATED, Math.ceil(BAD_TOKENS / 30) * 30]]);
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(256 * 1024 * 1024);
     expect(await agentCount()).toBe(before);
+    expect(
+      metric("secumon_gateway_enrollments_total", 'kind="agent",result="unknown_token"') - unknownBefore,
+    ).toBe(Math.ceil(BAD_TOKENS / 30) * 30);
     expect(h.gw.readiness?.()).toBeNull();
     expect((await enrollAgent()).tenantId).toBe(tenant);
   });
@@ -459,6 +485,55 @@ describe("identity", () => {
       unaryCall(c, "SendInventory", batch("after-delete", encodePayload("inventory", { time_unix_ms: 1 }))),
     );
     expect(e.code).toBe(status.PERMISSION_DENIED);
+  });
+});
+
+describe("Connect (control channel)", () => {
+  test("heartbeats are answered; the configuration is pushed on connect and again when an administrator changes it", async () => {
+    const id = await enrollAgent();
+    const c = track(identityClient(id, h.address));
+    const conn = openStream(c, "Connect");
+    const next = () => conn.next() as unknown as Promise<Record<string, Record<string, unknown> | undefined>>;
+    expect((await next()).config).toEqual({ config_json: "{}" });
+    const sent = Date.now();
+    conn.send({ heartbeat: { sent_unix_ms: sent, queued_batches: 3, version: "1.0" } });
+    expect(Number((await next()).heartbeat_ack?.server_unix_ms)).toBeGreaterThanOrEqual(sent - 60_000);
+    // an administrator changes the configuration (what PATCH /api/v1/agents/:id does)
+    await withAdmin(
+      h.sql,
+      (tx) => tx`update agents set config = ${tx.json({ interval_seconds: 15 })} where id = ${id.id}`,
+    );
+    expect(JSON.parse(String((await next()).config?.config_json))).toEqual({ interval_seconds: 15 });
+    // another agent's change is not sent here: the next message is this agent's own next change
+    const other = await enrollAgent();
+    await withAdmin(
+      h.sql,
+      (tx) => tx`update agents set config = ${tx.json({ other: true })} where id = ${other.id}`,
+    );
+    await withAdmin(
+      h.sql,
+      (tx) => tx`update agents set config = ${tx.json({ interval_seconds: 30 })} where id = ${id.id}`,
+    );
+    expect(JSON.parse(String((await next()).config?.config_json))).toEqual({ interval_seconds: 30 });
+    conn.send({ heartbeat: { sent_unix_ms: Date.now() } });
+    expect((await next()).heartbeat_ack).toBeTruthy();
+    conn.end();
+    expect((await conn.closed).code).toBe(status.OK);
+  });
+
+  test("a message that is not an AgentMessage ends Connect with INVALID_ARGUMENT", async () => {
+    const id = await enrollAgent();
+    const c = track(identityClient(id, h.address));
+    const call = c.makeBidiStreamRequest(
+      "/secumon.v1.AgentService/Connect",
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      new Metadata(),
+    );
+    const closed = new Promise<{ code: number }>((r) => call.on("error", (e: { code: number }) => r(e)));
+    call.on("data", () => {});
+    call.write(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f, 0x01]));
+    expect((await closed).code).toBe(status.INVALID_ARGUMENT);
   });
 });
 
