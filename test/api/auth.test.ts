@@ -81,6 +81,33 @@ describe("login", () => {
   });
 });
 
+describe("sign-in back-off under concurrent guesses", () => {
+  test("wrong passwords sent at once are each counted: the account locks, the right password is refused", async () => {
+    const email = "burst@acme.test";
+    await seedUser(h, email, "viewer", tenant);
+    const max = h.deps.config.api.auth.lockout.max_failures;
+    const burst = await Promise.all(
+      Array.from({ length: max * 2 }, (_, i) =>
+        h.call("POST", "/api/v1/auth/login", { body: { email, password: `wrong guess ${i}` } }),
+      ),
+    );
+    for (const r of burst) expect(r.status).toBe(401);
+    const [u] = await h.deps.sql`select locked_until, lockouts from users where email = ${email}`;
+    expect(u?.locked_until).not.toBeNull();
+    expect(u?.lockouts).toBe(1); // guesses that arrive while it is locked add no further lock
+    const right = await h.call("POST", "/api/v1/auth/login", { body: { email, password: PASSWORD } });
+    expect(right.status).toBe(429);
+    const [a] = await h.deps.sql`
+      select count(*)::int as n from audit_logs a join users u on u.id = a.resource_id
+      where u.email = ${email} and a.action = 'auth.locked'`;
+    expect(a?.n).toBe(1);
+    h.clock.t += 16 * 60_000; // past the lock and the address window: later tests start clean
+    expect((await h.call("POST", "/api/v1/auth/login", { body: { email, password: PASSWORD } })).status).toBe(
+      200,
+    );
+  });
+});
+
 describe("refresh tokens", () => {
   test("rotation; reuse of a rotated token revokes the whole family", async () => {
     const t1 = await login(h, "viewer@acme.test");

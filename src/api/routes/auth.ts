@@ -88,14 +88,30 @@ export function authRoutes(deps: ApiDeps) {
           if (u && !u.disabled) await recordFailure(u, now, c);
           throw unauthenticated("wrong e-mail address or password");
         }
+        // Guesses sent together all passed the checks above before the first of them failed: a lock or an
+        // address block set meanwhile (by the max_failures-th wrong guess) refuses the right one too.
+        if (await deps.store.has(`login-blocked:ip:${c.ip}`)) {
+          failures.inc({ reason: "ip_blocked" });
+          throw tooMany("too many failed sign-ins from this address; wait and try again later", lockMs);
+        }
         // a hash made with other argon2 parameters is replaced while the password is at hand
         const rehash =
           u.password_hash && needsRehash(u.password_hash) ? await hashPassword(body.password) : null;
-        await withAdmin(deps.sql, async (tx) => {
-          await tx`update users set failed_logins = 0, lockouts = 0, locked_until = null, last_login = ${now}
+        const signedIn = await withAdmin(
+          deps.sql,
+          (tx) => tx<{ locked_until: Date | null }[]>`
+            update users set failed_logins = 0, lockouts = 0, locked_until = null, last_login = ${now}
                    ${rehash ? tx`, password_hash = ${rehash}` : tx``}
-                   where id = ${u.id}`;
-        });
+            where id = ${u.id} and (locked_until is null or locked_until <= ${now})
+            returning locked_until`,
+        );
+        if (!signedIn.length) {
+          failures.inc({ reason: "locked" });
+          throw tooMany(
+            "this account is locked after repeated failed sign-ins; try again later or ask an administrator to unlock it",
+            lockMs,
+          );
+        }
         if (u.mfa_enabled && deps.config.api.auth.mfa.enabled) {
           const mfa_token = await deps.jwt.sign(
             { sub: u.id, kind: "mfa", sid: "", tid: u.tenant_id, role: u.role },
@@ -229,11 +245,23 @@ export function authRoutes(deps: ApiDeps) {
     )
     .use(mfaRoutes(deps, completeLogin));
 
+  /**
+   * Counts a wrong password in the row itself (locked, then incremented): wrong guesses sent at once are each
+   * counted, where a count read before the password check and written back after it let them overwrite one
+   * another (every guess of a burst wrote 1, and the account never locked).
+   */
   async function recordFailure(u: LoginUser, now: Date, c: { ip: string; userAgent: string | null }) {
     await withAdmin(deps.sql, async (tx) => {
-      const n = u.failed_logins + 1;
+      const [row] = await tx<{ failed_logins: number; lockouts: number; locked_until: Date | null }[]>`
+        select failed_logins, lockouts, locked_until from users where id = ${u.id} for update`;
+      if (!row) return;
+      // already locked by another guess of the same burst: that lock stands, this guess adds nothing
+      if (row.locked_until && row.locked_until.getTime() > now.getTime()) return;
+      const n = row.failed_logins + 1;
       if (n >= lock.max_failures) {
-        const until = new Date(now.getTime() + Math.min(MAX_LOCK_MS, lockMs * 2 ** Math.min(u.lockouts, 20)));
+        const until = new Date(
+          now.getTime() + Math.min(MAX_LOCK_MS, lockMs * 2 ** Math.min(row.lockouts, 20)),
+        );
         await tx`update users set failed_logins = 0, lockouts = lockouts + 1, locked_until = ${until} where id = ${u.id}`;
         await audit(
           tx,
