@@ -5,8 +5,9 @@
  */
 import { Elysia } from "elysia";
 import { CollectorError } from "../../lib/errors.ts";
+import { withAdmin } from "../../storage/db.ts";
 import type { ApiDeps } from "../deps.ts";
-import { clientIp } from "../principal.ts";
+import { clientIp, isUuid } from "../principal.ts";
 
 const envelope = (status: number, errorType: string, error: string, headers: Record<string, string> = {}) =>
   new Response(JSON.stringify({ status: "error", errorType, error }), {
@@ -38,6 +39,7 @@ export function edgePlugin(deps: ApiDeps) {
     help: "API requests refused by the rate limit.",
   });
   const tooLarge = new WeakSet<Request>();
+  const rateTenant = tenantOfRateKey(deps);
   return new Elysia({ name: "api/edge" })
     .onRequest(async ({ request, set, server }) => {
       const path = new URL(request.url).pathname;
@@ -70,7 +72,7 @@ export function edgePlugin(deps: ApiDeps) {
       }
       if (rl.enabled) {
         const ip = clientIp(deps, request, server);
-        const tenant = (request.headers.get("x-tenant-id") ?? "-").slice(0, 64);
+        const tenant = await rateTenant(request.headers.get("x-tenant-id"));
         const hit = await deps.store.hit(`rl:${tenant}:${ip}`, 60_000);
         if (hit.count > rl.requests_per_minute) {
           limited.inc();
@@ -107,6 +109,38 @@ export function edgePlugin(deps: ApiDeps) {
       if (text.trim() === "") return undefined;
       return JSON.parse(text); // a syntax error becomes PARSE → 400
     });
+}
+
+/**
+ * The tenant part of a rate-limit key (per tenant + client address, as api.rate_limiting says): the
+ * X-Tenant-ID header only when it names a tenant that exists, else "-". The header is read before anyone is
+ * authenticated, so taken as sent, a client changing it on every request got a fresh bucket each time and was
+ * never limited; now it has at most one bucket per existing tenant. The ids are re-read every 10 seconds.
+ */
+export function tenantOfRateKey(
+  deps: ApiDeps,
+  refreshMs = 10_000,
+): (header: string | null) => Promise<string> {
+  let ids = new Set<string>();
+  let until = 0;
+  let loading: Promise<void> | null = null;
+  const load = () =>
+    withAdmin(deps.sql, (tx) => tx<{ id: string }[]>`select id from tenants`).then((rows) => {
+      ids = new Set(rows.map((r) => r.id));
+      until = deps.now() + refreshMs;
+    });
+  return async (header) => {
+    const id = header?.trim().toLowerCase();
+    if (!id || !isUuid(id)) return "-";
+    if (deps.now() >= until) {
+      loading ??= load().finally(() => {
+        loading = null;
+      });
+      // unreadable (database down): every such request shares the "-" bucket until it answers again
+      await loading.catch(() => {});
+    }
+    return ids.has(id) ? id : "-";
+  };
 }
 
 async function readCapped(body: ReadableStream<Uint8Array>, max: number): Promise<Uint8Array | null> {

@@ -1,0 +1,43 @@
+/**
+ * The rate limit's key (api.rate_limiting: per tenant + client address): X-Tenant-ID counts only when it names
+ * a tenant that exists, so changing it on every request does not get around the limit.
+ */
+import { beforeAll, expect, test } from "bun:test";
+import { type Harness, harness, seedTenant } from "./harness.ts";
+
+let h: Harness;
+let tenant: string;
+const LIMIT = 5;
+
+beforeAll(async () => {
+  h = await harness({ rate_limiting: { enabled: true, requests_per_minute: LIMIT } });
+  tenant = await seedTenant(h, "edge-a");
+});
+
+const me = (tenantHeader?: string) =>
+  h.call("GET", "/api/v1/auth/me", { headers: tenantHeader ? { "x-tenant-id": tenantHeader } : {} });
+
+test("a new X-Tenant-ID on every request shares one bucket: limited after requests_per_minute", async () => {
+  const statuses: number[] = [];
+  for (let i = 0; i < LIMIT + 3; i++) {
+    // unknown UUIDs, junk and nothing at all: all "no tenant" for the limit
+    const header = i % 3 === 0 ? crypto.randomUUID() : i % 3 === 1 ? `junk-${i}` : undefined;
+    statuses.push((await me(header)).status);
+  }
+  expect(statuses.slice(0, LIMIT)).toEqual(Array(LIMIT).fill(401));
+  expect(statuses.slice(LIMIT)).toEqual([429, 429, 429]);
+  const limited = await me(crypto.randomUUID());
+  expect(limited.body.errorType).toBe("RATE_LIMITED");
+  expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
+});
+
+test("an existing tenant's id is a bucket of its own (tenant + address), limited in its turn", async () => {
+  const statuses: number[] = [];
+  for (let i = 0; i < LIMIT + 1; i++) statuses.push((await me(tenant.toUpperCase())).status);
+  expect(statuses.slice(0, LIMIT)).toEqual(Array(LIMIT).fill(401));
+  expect(statuses[LIMIT]).toBe(429);
+  // a minute later every bucket is open again
+  h.clock.t += 61_000;
+  expect((await me(crypto.randomUUID())).status).toBe(401);
+  expect((await me(tenant)).status).toBe(401);
+});
