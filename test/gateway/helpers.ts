@@ -89,14 +89,18 @@ export async function expiredIdentity(
   );
 }
 
-/** A certificate from the real collector CA key that expires `ms` from now (seconds precision in X.509). */
+/**
+ * A certificate from the real collector CA key that expires `ms` from now and became valid `sinceMs` ago
+ * (seconds precision in X.509).
+ */
 export async function shortLivedIdentity(
   caCert: x509.X509Certificate,
   caKey: CryptoKey,
   like: Identity,
   ms: number,
+  sinceMs = 60_000,
 ): Promise<Identity> {
-  return issueWith(caCert, caKey, like, new Date(Date.now() - 60_000), new Date(Date.now() + ms));
+  return issueWith(caCert, caKey, like, new Date(Date.now() - sinceMs), new Date(Date.now() + ms));
 }
 
 async function issueWith(

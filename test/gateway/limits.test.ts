@@ -12,8 +12,16 @@ import { toPem } from "../../src/pki/ca.ts";
 import { compress, encodePayload } from "../../src/protocol/index.ts";
 import { enroll, identityClient, makeClient, unaryCall } from "../../src/simulator/client.ts";
 import { createSimulator } from "../../src/simulator/index.ts";
+import { waitFor } from "../support/collector.ts";
 import { tempDir } from "../support/tmp.ts";
-import { countMessages, createTenant, createToken, type Harness, startGateway } from "./harness.ts";
+import {
+  countMessages,
+  createTenant,
+  createToken,
+  type Harness,
+  startGateway,
+  telemetryMessages,
+} from "./harness.ts";
 import { expiredIdentity, openStream, refusal, shortLivedIdentity } from "./helpers.ts";
 
 x509.cryptoProvider.set(crypto);
@@ -48,6 +56,7 @@ beforeAll(async () => {
     tls: { ca_file: join(dir, "ca.pem"), ca_key_file: join(dir, "ca.key") },
     rate_limiting: { enabled: true, requests_per_second: 1, burst: 3 },
     enrollment_failures_per_minute: 5,
+    max_streams_per_source: 2,
   });
   tenant = await createTenant(h.sql);
 });
@@ -116,6 +125,56 @@ describe("operator CA and limits", () => {
     expect(end2.details).toMatch(/renew/i);
   }, 20_000);
 
+  test("an open Connect is asked to re-key before its certificate ends, not only at connect", async () => {
+    const id = await enroll({
+      address: h.address,
+      caPem: h.gw.caPem,
+      token: await createToken(h.sql, tenant),
+    });
+    // valid from 2 s ago for 10 s more: re-key is due a third of the lifetime before the end (~6 s from now)
+    const c = identityClient(await shortLivedIdentity(caCert, caKey, id, 10_000, 2000), h.address);
+    clients.push(c);
+    const conn = openStream(c, "Connect");
+    const next = () => conn.next() as unknown as Promise<Record<string, Record<string, unknown> | undefined>>;
+    conn.send({ heartbeat: { sent_unix_ms: Date.now() } });
+    const kinds: string[] = [];
+    for (let i = 0; i < 3; i++) kinds.push(String((await next()).body)); // the oneof's case (oneofs: true)
+    // config at connect, the heartbeat's answer, then (later, on a timer) the re-key request
+    expect(kinds).toEqual(["config", "heartbeat_ack", "rekey"]);
+    const end = await conn.closed;
+    expect(end.code).toBe(status.UNAUTHENTICATED); // never renewed: closed when it expires
+  }, 20_000);
+
+  test("streams beyond max_streams_per_source are RESOURCE_EXHAUSTED; closing one frees its slot", async () => {
+    const id = await enroll({
+      address: h.address,
+      caPem: h.gw.caPem,
+      token: await createToken(h.sql, tenant),
+    });
+    const c = identityClient(id, h.address);
+    clients.push(c);
+    const a = openStream(c, "Connect");
+    const b = openStream(c, "SendLogs");
+    a.send({ heartbeat: { sent_unix_ms: Date.now() } });
+    await a.next(); // both are open once they answered
+    const raw = encodePayload("logs", { entries: [{ time_unix_ms: Date.now(), message: "x" }] });
+    b.send({ batch_id: "slot-1", compression: 0, uncompressed_size: raw.byteLength, payload: raw });
+    expect((await b.next()).code).toBe(0);
+    const third = openStream(c, "SendMetrics");
+    const refused = await third.closed;
+    expect(refused.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(refused.details).toMatch(/too many open streams/);
+    b.end();
+    expect((await b.closed).code).toBe(status.OK);
+    const again = openStream(c, "SendLogs");
+    again.send({ batch_id: "slot-2", compression: 0, uncompressed_size: raw.byteLength, payload: raw });
+    expect((await again.next()).code).toBe(0);
+    again.end();
+    a.end();
+    await again.closed;
+    expect(await countMessages(h.nc, `secumon.logs.${tenant}.${id.id}`)).toBe(2);
+  });
+
   test("beyond the per-agent rate, batches are answered RESOURCE_EXHAUSTED with a retry hint", async () => {
     const id = await enroll({
       address: h.address,
@@ -161,6 +220,47 @@ describe("operator CA and limits", () => {
   });
 });
 
+describe("max_connections", () => {
+  test("beyond it a new stream is RESOURCE_EXHAUSTED, counted, and the open ones keep working", async () => {
+    const g = await startGateway({ max_connections: 2, rate_limiting: { enabled: false } });
+    const own: Client[] = [];
+    try {
+      const t = await createTenant(g.sql);
+      const ids = [];
+      for (let i = 0; i < 3; i++) {
+        ids.push(await enroll({ address: g.address, caPem: g.gw.caPem, token: await createToken(g.sql, t) }));
+      }
+      const cs = ids.map((id) => identityClient(id, g.address));
+      own.push(...cs);
+      const open = [openStream(cs[0]!, "Connect"), openStream(cs[1]!, "Connect")];
+      for (const o of open) {
+        o.send({ heartbeat: { sent_unix_ms: Date.now() } });
+        await o.next();
+      }
+      const refused = await openStream(cs[2]!, "SendMetrics").closed;
+      expect(refused.code).toBe(status.RESOURCE_EXHAUSTED);
+      expect(refused.details).toMatch(/connection limit; reconnect later/);
+      expect(g.metrics.render()).toContain('secumon_gateway_refused_calls_total{reason="max_connections"} 1');
+      expect(await countMessages(g.nc, `secumon.*.${t}.${ids[2]!.id}`)).toBe(0);
+      // the open streams still answer; once one closes, the third agent gets in
+      open[0]!.send({ heartbeat: { sent_unix_ms: Date.now() } });
+      expect(await open[0]!.next()).toBeTruthy();
+      open[1]!.end();
+      await open[1]!.closed;
+      const s = openStream(cs[2]!, "SendMetrics");
+      const raw = encodePayload("metrics", { system: [{ time_unix_ms: Date.now(), cpu_usage: 1 }] });
+      s.send({ batch_id: "after-free", compression: 0, uncompressed_size: raw.byteLength, payload: raw });
+      expect((await s.next()).code).toBe(0);
+      s.end();
+      open[0]!.end();
+      await s.closed;
+    } finally {
+      for (const c of own) c.close();
+      await g.stop();
+    }
+  });
+});
+
 describe("simulator", () => {
   test("enrolls agents, streams every agent kind, and every acknowledged batch is in JetStream", async () => {
     const g = await startGateway({ rate_limiting: { enabled: false } });
@@ -189,4 +289,50 @@ describe("simulator", () => {
       await g.stop();
     }
   });
+
+  test("keeps what is not acknowledged while the gateway is down and resends it after reconnecting; each batch is stored once", async () => {
+    const a = await startGateway({ rate_limiting: { enabled: false } });
+    const port = a.gw.port;
+    let b: Harness | null = null;
+    try {
+      const t = await createTenant(a.sql);
+      const sim = createSimulator({
+        gatewayAddress: a.address,
+        caPem: a.gw.caPem,
+        token: await createToken(a.sql, t),
+        agents: 2,
+        ratePerSecond: 20,
+        samplesPerBatch: 20,
+        kinds: ["metrics", "logs", "inventory"],
+      });
+      await sim.start();
+      await waitFor(async () => sim.stats().acked >= 10 || undefined, 20_000, "first acknowledgements");
+      await a.gw.stop(); // the gateway goes away; the agents keep producing into their buffers
+      await waitFor(
+        async () => (sim.stats().pending >= 20 && sim.stats().streamErrors > 0) || undefined,
+        20_000,
+        "unacknowledged batches to pile up",
+      );
+      const ackedWhileDown = sim.stats().acked;
+      // the same collector comes back on the same port (same database, same CA)
+      b = await startGateway({ rate_limiting: { enabled: false }, grpc_port: port }, {}, { sql: a.sql });
+      await waitFor(
+        async () => (sim.stats().acked >= ackedWhileDown + 40 && sim.stats().resent > 0) || undefined,
+        30_000,
+        "the buffered batches to be resent and acknowledged",
+      );
+      await sim.stop();
+      const st = sim.stats();
+      expect(st.rejected).toBe(0);
+      // every acknowledged batch is in JetStream, and no batch id twice (resends deduplicated)
+      const n = await countMessages(b.nc, `secumon.*.${t}.>`);
+      expect(n).toBeGreaterThanOrEqual(st.acked);
+      const msgs = await telemetryMessages(b.nc, `secumon.*.${t}.>`, n);
+      const keys = msgs.map((m) => m.headers["Nats-Msg-Id"]);
+      expect(new Set(keys).size).toBe(n);
+    } finally {
+      await b?.stop();
+      await a.stop();
+    }
+  }, 90_000);
 });
