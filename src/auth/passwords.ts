@@ -19,12 +19,13 @@ export const PASSWORD_PARAMS = `m=${OPTS.memoryCost},t=${OPTS.timeCost},p=1`;
 export const MIN_PASSWORD_LENGTH = 12;
 export const MAX_PASSWORD_LENGTH = 256;
 
-export function checkPasswordPolicy(password: string): void {
+/** `path`: where the password is in the request, for the 422's field path. */
+export function checkPasswordPolicy(password: string, path = "body/password"): void {
   if (password.length < MIN_PASSWORD_LENGTH || password.length > MAX_PASSWORD_LENGTH) {
     throw new CollectorError(
       "BAD_REQUEST",
       `the password must be ${MIN_PASSWORD_LENGTH} to ${MAX_PASSWORD_LENGTH} characters long; choose a longer passphrase`,
-      { status: 422, details: [{ path: "body/password", message: "too short or too long" }] },
+      { status: 422, details: [{ path, message: "too short or too long" }] },
     );
   }
 }

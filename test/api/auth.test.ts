@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { needsRehash, PASSWORD_PARAMS } from "../../src/auth/passwords.ts";
 import { totpNow } from "../../src/auth/totp.ts";
-import { type Harness, harness, login, PASSWORD, seedTenant, seedUser } from "./harness.ts";
+import { type Harness, harness, login, PASSWORD, passwordHash, seedTenant, seedUser } from "./harness.ts";
 
 let h: Harness;
 let tenant: string;
@@ -231,6 +231,126 @@ describe("TOTP MFA", () => {
     expect(act.status).toBe(200);
     expect(act.body.session.access_token).toBeString();
     expect((await h.call("GET", "/api/v1/users", { token: act.body.session.access_token })).status).toBe(200);
+  });
+});
+
+describe("password change and MFA off: the checks a signed-in user repeats", () => {
+  test("password change: 422 naming new_password, wrong current password 401, success signs out the other sessions", async () => {
+    const email = "pw@acme.test";
+    await seedUser(h, email, "viewer", tenant);
+    const a = await login(h, email);
+    const b = await login(h, email);
+    const short = await h.call("POST", "/api/v1/auth/password", {
+      token: a.access_token,
+      body: { current_password: PASSWORD, new_password: "short" },
+    });
+    expect(short.status).toBe(422);
+    expect(short.body.details[0].path).toBe("body/new_password");
+    const wrong = await h.call("POST", "/api/v1/auth/password", {
+      token: a.access_token,
+      body: { current_password: "not my password", new_password: "another long passphrase" },
+    });
+    expect(wrong.status).toBe(401);
+    const ok = await h.call("POST", "/api/v1/auth/password", {
+      token: a.access_token,
+      body: { current_password: PASSWORD, new_password: "another long passphrase" },
+      headers: { "user-agent": "pw-test" },
+    });
+    expect(ok.status).toBe(200);
+    expect(ok.body.other_sessions_signed_out).toBe(1);
+    expect((await h.call("GET", "/api/v1/auth/me", { token: b.access_token })).status).toBe(401);
+    const [e] = await h.deps.sql`
+      select actor, user_agent from audit_logs where action = 'user.password_changed' and actor = ${email}`;
+    expect(e?.user_agent).toBe("pw-test");
+    expect((await login(h, email, "another long passphrase")).access_token).toBeString();
+  });
+
+  test("wrong current passwords are limited like sign-in: 429 after max_failures, even for the right one", async () => {
+    const email = "pw-guess@acme.test";
+    await seedUser(h, email, "viewer", tenant);
+    const t = await login(h, email);
+    const max = h.deps.config.api.auth.lockout.max_failures;
+    for (let i = 0; i < max; i++) {
+      const r = await h.call("POST", "/api/v1/auth/password", {
+        token: t.access_token,
+        body: { current_password: `guess ${i}`, new_password: "another long passphrase" },
+      });
+      expect(r.status).toBe(401);
+    }
+    const blocked = await h.call("POST", "/api/v1/auth/password", {
+      token: t.access_token,
+      body: { current_password: PASSWORD, new_password: "another long passphrase" },
+    });
+    expect(blocked.status).toBe(429);
+    expect(blocked.body.details.retry_after_seconds).toBeGreaterThan(0);
+    const [u] = await h.deps.sql`select password_hash from users where email = ${email}`;
+    expect(u?.password_hash).toBe(await passwordHash()); // unchanged
+    h.clock.t += 16 * 60_000;
+    const fresh = await login(h, email);
+    const ok = await h.call("POST", "/api/v1/auth/password", {
+      token: fresh.access_token,
+      body: { current_password: PASSWORD, new_password: "another long passphrase" },
+    });
+    expect(ok.status).toBe(200);
+  });
+
+  test("MFA off: 409 when not on; wrong password or code 401, limited; right ones turn it off, audited", async () => {
+    const email = "mfa-off@acme.test";
+    await seedUser(h, email, "viewer", tenant);
+    const t = await login(h, email);
+    const notOn = await h.call("POST", "/api/v1/auth/mfa/disable", {
+      token: t.access_token,
+      body: { password: PASSWORD, code: "123456" },
+    });
+    expect(notOn.status).toBe(409);
+    const en = await h.call("POST", "/api/v1/auth/mfa/enroll", { token: t.access_token });
+    const secret = en.body.secret as string;
+    const act = await h.call("POST", "/api/v1/auth/mfa/activate", {
+      token: t.access_token,
+      body: { code: await totpNow(secret, h.clock.t) },
+    });
+    expect(act.status).toBe(200);
+    h.clock.t += 31_000;
+    const badCode = await h.call("POST", "/api/v1/auth/mfa/disable", {
+      token: t.access_token,
+      body: { password: PASSWORD, code: "000000" },
+    });
+    expect(badCode.status).toBe(401);
+    const max = h.deps.config.api.auth.lockout.max_failures;
+    for (let i = 1; i < max; i++) {
+      const r = await h.call("POST", "/api/v1/auth/mfa/disable", {
+        token: t.access_token,
+        body: { password: `guess ${i}`, code: await totpNow(secret, h.clock.t) },
+      });
+      expect(r.status).toBe(401);
+    }
+    const blocked = await h.call("POST", "/api/v1/auth/mfa/disable", {
+      token: t.access_token,
+      body: { password: PASSWORD, code: await totpNow(secret, h.clock.t) },
+    });
+    expect(blocked.status).toBe(429);
+    const [still] = await h.deps.sql`select mfa_enabled from users where email = ${email}`;
+    expect(still?.mfa_enabled).toBe(true);
+
+    h.clock.t += 16 * 60_000; // the window ends (the access token expired with it: sign in with MFA again)
+    const l = await h.call("POST", "/api/v1/auth/login", { body: { email, password: PASSWORD } });
+    const v = await h.call("POST", "/api/v1/auth/mfa/verify", {
+      body: { mfa_token: l.body.mfa_token, code: await totpNow(secret, h.clock.t) },
+    });
+    expect(v.status).toBe(200);
+    h.clock.t += 31_000; // the code of that step was used to sign in: the next one turns MFA off
+    const off = await h.call("POST", "/api/v1/auth/mfa/disable", {
+      token: v.body.access_token,
+      body: { password: PASSWORD, code: await totpNow(secret, h.clock.t) },
+    });
+    expect(off.status).toBe(200);
+    const [u] = await h.deps.sql`
+      select mfa_enabled, totp_secret_encrypted, (select count(*)::int from user_recovery_codes r where r.user_id = users.id) as codes
+      from users where email = ${email}`;
+    expect(u).toEqual({ mfa_enabled: false, totp_secret_encrypted: null, codes: 0 });
+    const [a] = await h.deps.sql`
+      select count(*)::int as n from audit_logs where action = 'user.mfa_disabled' and actor = ${email}`;
+    expect(a?.n).toBe(1);
   });
 });
 

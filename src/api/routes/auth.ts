@@ -13,6 +13,7 @@ import type { ApiDeps } from "../deps.ts";
 import { guardPlugin } from "../guard.ts";
 import { audit } from "../lib/audit.ts";
 import { tooMany, unauthenticated } from "../lib/http-errors.ts";
+import { reauthLimit } from "../lib/reauth.ts";
 import { sessionOptions } from "../lib/session-opts.ts";
 import { clientIp, revokedSessionKey } from "../principal.ts";
 import { mfaRoutes, needsMfaEnrolment } from "./mfa.ts";
@@ -38,6 +39,7 @@ export function authRoutes(deps: ApiDeps) {
   const lock = deps.config.api.auth.lockout;
   const lockMs = parseDuration(lock.duration);
   const opts = sessionOptions(deps);
+  const reauth = reauthLimit(deps);
   const failures = deps.metrics.counter({
     name: "secumon_api_login_failures_total",
     help: "Failed sign-ins, by reason.",
@@ -199,7 +201,8 @@ export function authRoutes(deps: ApiDeps) {
       "/password",
       async ({ body, req }) => {
         if (!req.principal.userId) throw unauthenticated("API keys have no password");
-        checkPasswordPolicy(body.new_password);
+        await reauth.check(req.principal.userId);
+        checkPasswordPolicy(body.new_password, "body/new_password");
         const rows = await withAdmin(
           deps.sql,
           (tx) =>
@@ -208,6 +211,7 @@ export function authRoutes(deps: ApiDeps) {
             >`select password_hash from users where id = ${req.principal.userId}`,
         );
         if (!(await verifyPassword(body.current_password, rows[0]?.password_hash ?? null))) {
+          await reauth.fail(req.principal.userId);
           throw unauthenticated("the current password is wrong");
         }
         const hash = await hashPassword(body.new_password);

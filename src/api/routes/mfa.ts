@@ -14,6 +14,7 @@ import type { ApiDeps } from "../deps.ts";
 import { guardPlugin } from "../guard.ts";
 import { audit } from "../lib/audit.ts";
 import { conflict, tooMany, unauthenticated } from "../lib/http-errors.ts";
+import { reauthLimit } from "../lib/reauth.ts";
 import { clientIp } from "../principal.ts";
 import type { CompleteLogin } from "./auth.ts";
 
@@ -45,6 +46,7 @@ interface MfaUser {
 
 export function mfaRoutes(deps: ApiDeps, completeLogin: CompleteLogin) {
   const mfa = deps.config.api.auth.mfa;
+  const reauth = reauthLimit(deps);
   const disabledError = () =>
     new CollectorError("FORBIDDEN", "multi-factor authentication is turned off (api.auth.mfa.enabled)");
 
@@ -196,6 +198,7 @@ export function mfaRoutes(deps: ApiDeps, completeLogin: CompleteLogin) {
       async ({ body, req }) => {
         const userId = req.principal.userId;
         if (!userId) throw unauthenticated("API keys have no MFA");
+        await reauth.check(userId);
         const ok = await withAdmin(deps.sql, async (tx) => {
           const u = await loadUser(tx, userId);
           if (!u?.mfa_enabled) throw conflict("MFA is not active");
@@ -215,7 +218,10 @@ export function mfaRoutes(deps: ApiDeps, completeLogin: CompleteLogin) {
           );
           return true;
         });
-        if (!ok) throw unauthenticated("wrong password or code");
+        if (!ok) {
+          await reauth.fail(userId);
+          throw unauthenticated("wrong password or code");
+        }
         return { mfa_enabled: false };
       },
       {
