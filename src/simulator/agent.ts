@@ -102,6 +102,7 @@ export class SimAgent {
   private readonly streams = new Map<TelemetryKind, Stream>();
   private readonly reconnectAt = new Map<TelemetryKind, number>();
   private backoff = 250;
+  private assignmentsVersion = "";
   private stopped = false;
   private kindIndex = 0;
 
@@ -111,6 +112,29 @@ export class SimAgent {
 
   get pendingCount(): number {
     return this.pending.size;
+  }
+
+  /**
+   * A probe's targets from GetAssignments: its scan results and SNMP samples then name them (the collector
+   * stores results only for targets of the probe's tenant). Keeps the previous targets when the call fails or
+   * assigns nothing. Returns how many targets are assigned, or null when the call failed.
+   */
+  async loadAssignments(): Promise<number | null> {
+    if (this.o.identity.kind !== "probe") return null;
+    try {
+      const a = await unaryCall<{ version: string; unchanged: boolean; targets: { id: string }[] }>(
+        this.client,
+        "GetAssignments",
+        { known_version: this.assignmentsVersion },
+      );
+      if (a.unchanged) return this.o.host.targets.length;
+      this.assignmentsVersion = a.version;
+      if (a.targets.length > 0) this.o.host.targets = a.targets.map((t) => t.id);
+      return a.targets.length;
+    } catch (err) {
+      this.o.stats.lastError = `GetAssignments: ${(err as Error).message}`;
+      return null;
+    }
   }
 
   /** Produces one batch of the next kind (round robin) and sends it; false when the agent's buffer is full. */

@@ -7,7 +7,9 @@
  *
  * Enrolls `agents` principals with the token (agents, or probes when every kind is scans/snmp), then each sends
  * `ratePerSecond` batches per second (round robin over `kinds`), keeps every batch until acknowledged, and
- * resends unacknowledged batches after a reconnect (same batch id: the collector stores it once).
+ * resends unacknowledged batches after a reconnect (same batch id: the collector stores it once). Simulated
+ * probes ask GetAssignments for their targets (at start, then every minute) and report results for those; a
+ * probe with no assignment reports on made-up target ids, which ingestion counts as unknown_target and drops.
  */
 import type { TelemetryKind } from "../bus/telemetry.ts";
 import type { Compression } from "../protocol/compression.ts";
@@ -125,6 +127,7 @@ export function createSimulator(o: SimulatorOptions): Simulator {
           }),
         );
       }
+      if (kind === "probe") await Promise.all(agents.map((a) => a.loadAssignments()));
       // one scheduler for every agent: spreads the production evenly over each second
       const tickMs = 20;
       const perTick = (o.ratePerSecond * agents.length * tickMs) / 1000;
@@ -142,6 +145,7 @@ export function createSimulator(o: SimulatorOptions): Simulator {
         }
         if (full >= agents.length) credit = 0;
         if (++resendTick % 25 === 0) for (const a of agents) a.tick();
+        if (kind === "probe" && resendTick % 3000 === 0) for (const a of agents) void a.loadAssignments();
       }, tickMs);
     },
     async stop() {

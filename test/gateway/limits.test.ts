@@ -9,9 +9,10 @@ import { join } from "node:path";
 import { type Client, status } from "@grpc/grpc-js";
 import * as x509 from "@peculiar/x509";
 import { toPem } from "../../src/pki/ca.ts";
-import { compress, encodePayload } from "../../src/protocol/index.ts";
+import { compress, decodePayload, decompressBounded, encodePayload } from "../../src/protocol/index.ts";
 import { enroll, identityClient, makeClient, unaryCall } from "../../src/simulator/client.ts";
 import { createSimulator } from "../../src/simulator/index.ts";
+import { withAdmin } from "../../src/storage/db.ts";
 import { waitFor } from "../support/collector.ts";
 import { tempDir } from "../support/tmp.ts";
 import {
@@ -285,6 +286,58 @@ describe("simulator", () => {
       expect(st.acked).toBeGreaterThanOrEqual(30);
       expect(Object.keys(st.ackedSamples).sort()).toEqual(["inventory", "logs", "metrics"]);
       expect(await countMessages(g.nc, `secumon.*.${t}.>`)).toBeGreaterThanOrEqual(st.acked);
+    } finally {
+      await g.stop();
+    }
+  });
+
+  test("simulated probes report scan results and SNMP samples for the targets GetAssignments gives them", async () => {
+    const g = await startGateway({ rate_limiting: { enabled: false } });
+    try {
+      const t = await createTenant(g.sql);
+      const token = await createToken(g.sql, t, { kind: "probe" });
+      const probe = await enroll({ address: g.address, caPem: g.gw.caPem, token, kind: "probe", name: "p1" });
+      const targets = await withAdmin(
+        g.sql,
+        (tx) => tx<{ id: string }[]>`
+          insert into targets (tenant_id, name, address, type, tests)
+          select ${t}, 'sw-' || n, '10.9.0.' || n, 'snmp_device', ${tx.json([{ type: "snmp", interval_seconds: 60 }])}
+            from generate_series(1, 2) n returning id`,
+      );
+      await withAdmin(
+        g.sql,
+        (tx) => tx`insert into target_probes (tenant_id, target_id, probe_id)
+          select ${t}, unnest(${targets.map((x) => x.id)}::uuid[]), ${probe.id}`,
+      );
+      const sim = createSimulator({
+        gatewayAddress: g.address,
+        caPem: g.gw.caPem,
+        identities: [probe],
+        agents: 1,
+        ratePerSecond: 20,
+        samplesPerBatch: 10,
+        kinds: ["scans", "snmp"],
+      });
+      await sim.start();
+      await waitFor(async () => sim.stats().acked >= 6 || undefined, 20_000, "probe batches acknowledged");
+      await sim.stop();
+      expect(sim.stats().rejected).toBe(0);
+      const named = new Set<string>();
+      for (const kind of ["scans", "snmp"] as const) {
+        const [m] = await telemetryMessages(g.nc, `secumon.${kind}.${t}.${probe.id}`, 1);
+        const raw = decompressBounded(
+          m!.headers["Secumon-Compression"]!,
+          m!.data,
+          Number(m!.headers["Secumon-Uncompressed-Size"]),
+          1 << 24,
+        );
+        const p = decodePayload(kind, raw) as {
+          results?: { target_id: string }[];
+          samples?: { target_id: string }[];
+        };
+        for (const r of p.results ?? p.samples ?? []) named.add(r.target_id);
+      }
+      expect([...named].sort()).toEqual(targets.map((x) => x.id).sort());
     } finally {
       await g.stop();
     }
