@@ -31,6 +31,8 @@ interface Route {
   row?: boolean;
   /** Platform route (no tenant): superadmin without X-Tenant-ID. */
   platform?: boolean;
+  /** Ends the caller's session: each role signs in anew for the call. */
+  fresh?: boolean;
   ok: number[];
 }
 
@@ -111,6 +113,20 @@ const silenceRow = () =>
     h.deps.sql`insert into alert_silences (tenant_id, matchers, starts_at, ends_at, author)
                values (${tenantA}, '[]', now() - interval '1 minute', now() + interval '1 hour', 'x') returning id`,
   );
+const inventoried = async () => {
+  const id = await agent();
+  await h.deps.sql`insert into inventory_hosts (tenant_id, agent_id, collected_at, hostname)
+                   values (${tenantA}, ${id}, now(), 'inv-host')`;
+  return id;
+};
+const testDelivery = async () => {
+  const channel = await channelRow();
+  const outbox = await ins(
+    h.deps.sql`insert into notification_outbox (tenant_id, channel_id, kind, idempotency_key, status)
+               values (${tenantA}, ${channel}, 'test', ${crypto.randomUUID()}, 'delivered') returning id`,
+  );
+  return `${channel}/test/${outbox}`;
+};
 const sub = (base: string, make: () => Promise<string>, tail: string) =>
   labelled(`${base}/:id/${tail}`, async () => `${base}/${await make()}/${tail}`);
 
@@ -120,6 +136,42 @@ const withId = (base: string, make: () => Promise<string>) =>
 
 const routes: Route[] = [
   { method: "GET", path: fixed("/api/v1/auth/me"), min: "viewer", platform: true, ok: [200] },
+  // signed-in users' own account: a fresh session per call (sign-out ends it), bodies that pass the guard
+  // and are then refused (422) so that nothing changes
+  {
+    method: "POST",
+    path: fixed("/api/v1/auth/logout"),
+    min: "viewer",
+    platform: true,
+    fresh: true,
+    ok: [200],
+  },
+  {
+    method: "POST",
+    path: fixed("/api/v1/auth/password"),
+    min: "viewer",
+    platform: true,
+    body: () => ({ current_password: "x", new_password: "short" }),
+    ok: [422],
+  },
+  { method: "POST", path: fixed("/api/v1/auth/mfa/enroll"), min: "viewer", platform: true, ok: [200] },
+  {
+    method: "POST",
+    path: fixed("/api/v1/auth/mfa/activate"),
+    min: "viewer",
+    platform: true,
+    body: () => ({ code: "not-a-code" }),
+    ok: [422],
+  },
+  {
+    method: "POST",
+    path: fixed("/api/v1/auth/mfa/disable"),
+    min: "viewer",
+    platform: true,
+    body: () => ({ password: "x", code: "not-a-code" }),
+    ok: [422],
+  },
+  { method: "GET", path: fixed("/api/v1/enrollment-ca"), min: "admin", platform: true, ok: [200] },
   { method: "GET", path: fixed("/api/v1/tenant"), min: "viewer", ok: [200] },
   {
     method: "PATCH",
@@ -330,6 +382,23 @@ const routes: Route[] = [
   { method: "GET", path: sub("/api/v1/agents", agent, "logs"), min: "viewer", row: true, ok: [200] },
   {
     method: "GET",
+    path: sub("/api/v1/agents", inventoried, "inventory"),
+    min: "viewer",
+    row: true,
+    ok: [200],
+  },
+  {
+    method: "GET",
+    path: labelled(
+      "/api/v1/notification-channels/:id/test/:outbox_id",
+      async () => `/api/v1/notification-channels/${await testDelivery()}`,
+    ),
+    min: "viewer",
+    row: true,
+    ok: [200],
+  },
+  {
+    method: "GET",
     path: sub("/api/v1/agents", agent, "inventory/changes"),
     min: "viewer",
     row: true,
@@ -377,6 +446,31 @@ const routes: Route[] = [
   { method: "DELETE", path: withId("/api/v1/silences", silenceRow), min: "operator", row: true, ok: [204] },
 ];
 
+const EMAIL: Partial<Record<Who, string>> = {
+  viewer: "viewer@a.test",
+  operator: "operator@a.test",
+  admin: "admin@a.test",
+  other_admin: "admin@b.test",
+  superadmin: "root@platform.test",
+};
+
+/**
+ * Routes anyone may call (they authenticate the caller themselves or serve public documents). Every other
+ * route under /api must be in the matrix: the completeness test below fails on a new route left out.
+ */
+const PUBLIC = new Set([
+  "POST /api/v1/setup",
+  "POST /api/v1/auth/login",
+  "POST /api/v1/auth/refresh",
+  "POST /api/v1/auth/mfa/verify",
+  "GET /api/v1/auth/sso",
+  "GET /api/v1/auth/sso/:provider",
+  "GET /api/v1/auth/sso/:provider/callback",
+  "POST /api/v1/auth/sso/exchange",
+  "GET /api/openapi.json",
+  "GET /api/docs",
+]);
+
 function expected(r: Route, who: Who): number[] {
   if (who === "none" || who === "expired" || who === "tampered") return [401];
   const role = who === "other_admin" ? "admin" : who;
@@ -392,6 +486,8 @@ beforeAll(async () => {
   for (const role of ["viewer", "operator", "admin"]) await seedUser(h, `${role}@a.test`, role, tenantA);
   await seedUser(h, "admin@b.test", "admin", tenantB);
   await seedUser(h, "root@platform.test", "superadmin", null);
+  await h.deps
+    .sql`insert into gateway_ca (cert_pem, key_sealed) values ('-----BEGIN CERTIFICATE-----', '\\x00')`;
   const expiredTok = (await login(h, "viewer@a.test")).access_token;
   h.clock.t += 20 * 60_000; // past jwt_expiry (15m): that token is now expired
   const good = (await login(h, "viewer@a.test")).access_token;
@@ -418,7 +514,8 @@ describe("route × caller matrix", () => {
         const path = await r.path();
         const headers: Record<string, string> = {};
         if (who === "superadmin" && !r.platform) headers["x-tenant-id"] = tenantA;
-        const res = await h.call(r.method, path, { token: tokens[who], body: r.body?.(), headers });
+        const token = r.fresh && EMAIL[who] ? (await login(h, EMAIL[who])).access_token : tokens[who];
+        const res = await h.call(r.method, path, { token, body: r.body?.(), headers });
         const exp = expected(r, who);
         if (!exp.includes(res.status))
           failures.push(`${who}: got ${res.status} want ${exp} (${JSON.stringify(res.body).slice(0, 200)})`);
@@ -427,6 +524,15 @@ describe("route × caller matrix", () => {
       expect(failures).toEqual([]);
     });
   }
+});
+
+test("every route under /api is in the matrix or declared public", () => {
+  const covered = new Set(routes.map((r) => `${r.method} ${r.path.label.split("?")[0]}`));
+  const missing = h.app.routes
+    .filter((r) => r.path.startsWith("/api/") && r.method !== "OPTIONS")
+    .map((r) => `${r.method} ${r.path.replace(/(.)\/$/, "$1")}`) // "/api/v1/users/" is /api/v1/users
+    .filter((k) => !covered.has(k) && !PUBLIC.has(k));
+  expect([...new Set(missing)]).toEqual([]);
 });
 
 describe("tenant isolation", () => {

@@ -145,7 +145,8 @@ export function credentialRoutes(deps: ApiDeps) {
         );
       },
       {
-        auth: "admin",
+        // platform-wide, like the gateway: tenant admins and superadmins alike, no X-Tenant-ID needed
+        auth: { role: "admin", tenant: false },
         detail: {
           summary:
             "The CA certificate (PEM) agents and probes trust when they enroll with a token (give it to them with the token)",
