@@ -62,6 +62,7 @@ export function probeHandlers(d: HandlerDeps): UntypedServiceImplementation {
     RenewCertificate: renewHandler(d, "probe"),
     GetAssignments: unary(d, async (call: ServerUnaryCall<{ known_version?: string }, unknown>) => {
       const p = await d.principals.authorize(call, "probe");
+      rateLimit(d, p);
       d.presence.touch(p, "online");
       return probeAssignments(d.sql, p, call.request.known_version ?? "");
     }),
@@ -136,9 +137,21 @@ function enrollHandler(d: HandlerDeps, kind: "agent" | "probe") {
 function renewHandler(d: HandlerDeps, kind: "agent" | "probe") {
   return unary(d, async (call: ServerUnaryCall<{ csr_pem: string }, unknown>) => {
     const p = await d.principals.authorize(call, kind);
+    rateLimit(d, p);
     d.presence.touch(p, "online");
     return d.enroller.renew(p, call.request.csr_pem);
   });
+}
+
+/** The per-agent rate limit (gateway.rate_limiting) for a unary call: RESOURCE_EXHAUSTED beyond it. */
+function rateLimit(d: HandlerDeps, p: Principal): void {
+  const wait = d.batchLimiter?.take(principalKey(p)) ?? 0;
+  if (wait > 0) {
+    throw exhausted(
+      `rate limit (gateway.rate_limiting) reached for ${p.kind} ${p.id}: retry in ${wait} ms`,
+      "rate_limited",
+    );
+  }
 }
 
 function ackFor(batchId: string, err: GatewayError): BatchAck {
@@ -150,8 +163,7 @@ function telemetryUnary(d: HandlerDeps, svc: "agent" | "probe", kind: TelemetryK
   return unary(d, async (call: ServerUnaryCall<WireBatch, BatchAck>) => {
     const p = await d.principals.authorize(call, svc);
     const t0 = performance.now();
-    const wait = d.batchLimiter?.take(principalKey(p)) ?? 0;
-    if (wait > 0) throw exhausted(`rate limit: resend in ${wait} ms`, "rate_limited");
+    rateLimit(d, p);
     try {
       const r = await d.intake.accept(p, kind, call.request);
       d.presence.touch(p, "online");
@@ -403,6 +415,18 @@ function connectHandler(d: HandlerDeps) {
       if (s.isClosed()) return;
       if (isInvalidMessage(m)) {
         s.end(invalidArgument(`malformed AgentMessage: ${m.reason}`, "malformed_request"));
+        return;
+      }
+      // heartbeats count against the per-agent rate like any request: a flood ends the stream
+      const wait = d.batchLimiter?.take(principalKey(p)) ?? 0;
+      if (wait > 0) {
+        d.metrics.refusals.inc({ reason: "rate_limited" });
+        s.end(
+          exhausted(
+            `Connect messages faster than the per-agent rate limit (gateway.rate_limiting); reconnect in ${wait} ms and send a heartbeat every few seconds`,
+            "rate_limited",
+          ),
+        );
         return;
       }
       d.presence.touch(p, "online");

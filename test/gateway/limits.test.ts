@@ -23,7 +23,7 @@ import {
   startGateway,
   telemetryMessages,
 } from "./harness.ts";
-import { expiredIdentity, openStream, refusal, shortLivedIdentity } from "./helpers.ts";
+import { expiredIdentity, generateKeyAndCsr, openStream, refusal, shortLivedIdentity } from "./helpers.ts";
 
 x509.cryptoProvider.set(crypto);
 const EC = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
@@ -198,6 +198,52 @@ describe("operator CA and limits", () => {
     expect(codes).toContain(status.RESOURCE_EXHAUSTED);
     const stored = await countMessages(h.nc, `secumon.metrics.${tenant}.${id.id}`);
     expect(stored).toBe(codes.filter((c) => c === 0).length);
+  });
+
+  test("the rate limit also covers heartbeats, GetAssignments and RenewCertificate", async () => {
+    const id = await enroll({
+      address: h.address,
+      caPem: h.gw.caPem,
+      token: await createToken(h.sql, tenant),
+    });
+    const c = identityClient(id, h.address);
+    clients.push(c);
+    // burst 3 at 1/s: the first answers, then the stream is ended
+    const conn = openStream(c, "Connect");
+    for (let i = 0; i < 6; i++) conn.send({ heartbeat: { sent_unix_ms: Date.now() } });
+    const end = await conn.closed;
+    expect(end.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(end.details).toMatch(/rate limit.*reconnect in \d+ ms/);
+    const { csrPem } = await generateKeyAndCsr();
+    const renewals = await Promise.all(
+      Array.from({ length: 4 }, () =>
+        unaryCall(c, "RenewCertificate", { csr_pem: csrPem }).then(
+          () => null,
+          (e: { code: number; details: string }) => e,
+        ),
+      ),
+    );
+    const limited = renewals.find((e) => e?.code === status.RESOURCE_EXHAUSTED);
+    expect(limited?.details).toMatch(/gateway.rate_limiting.*retry in \d+ ms/);
+    const probe = await enroll({
+      address: h.address,
+      caPem: h.gw.caPem,
+      token: await createToken(h.sql, tenant, { kind: "probe" }),
+      kind: "probe",
+    });
+    const pc = identityClient(probe, h.address);
+    clients.push(pc);
+    const codes: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      codes.push(
+        await unaryCall(pc, "GetAssignments", {}).then(
+          () => 0,
+          (e: { code: number }) => e.code,
+        ),
+      );
+    }
+    expect(codes.slice(0, 3)).toEqual([0, 0, 0]);
+    expect(codes.slice(3)).toContain(status.RESOURCE_EXHAUSTED);
   });
 
   test("repeated failed enrollments from one address are throttled with RESOURCE_EXHAUSTED", async () => {
