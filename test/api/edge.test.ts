@@ -41,3 +41,25 @@ test("an existing tenant's id is a bucket of its own (tenant + address), limited
   expect((await me(crypto.randomUUID())).status).toBe(401);
   expect((await me(tenant)).status).toBe(401);
 });
+
+test("a NUL character anywhere in the query or a JSON body: 422 naming where, before any statement runs", async () => {
+  h.clock.t += 61_000; // a fresh rate-limit window for these requests
+  const q = await h.call("GET", "/api/v1/admin/tenants?q=a%00b");
+  expect(q.status).toBe(422);
+  expect(q.body.details).toEqual([{ path: "query/q", message: expect.stringContaining("NUL") }]);
+  const login = await h.call("POST", "/api/v1/auth/login", {
+    body: { email: "a\u0000b@x.test", password: "whatever" },
+  });
+  expect(login.status).toBe(422);
+  expect(login.body.details[0].path).toBe("body/email");
+  const nested = await h.call("POST", "/api/v1/setup", {
+    body: { setup_code: "x", email: "a@b.c", password: "p", tenant_name: "ok", extra: [{ k: "\u0000" }] },
+  });
+  expect(nested.status).toBe(422);
+  expect(nested.body.details[0].path).toBe("body/extra/0/k");
+  // the text \u0000 written out (an escaped backslash) is no NUL character
+  const literal = await h.call("POST", "/api/v1/auth/login", {
+    body: { email: "lit@x.test", password: "\\u0000" },
+  });
+  expect(literal.status).toBe(401);
+});

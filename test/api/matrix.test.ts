@@ -295,6 +295,13 @@ const routes: Route[] = [
   },
   { method: "DELETE", path: withId("/api/v1/api-keys", apikey), min: "admin", row: true, ok: [200] },
   { method: "GET", path: fixed("/api/v1/audit-logs"), min: "admin", ok: [200] },
+  {
+    method: "GET",
+    path: fixed("/api/v1/admin/audit-logs?platform=true"),
+    min: "superadmin",
+    platform: true,
+    ok: [200],
+  },
   { method: "GET", path: fixed("/api/v1/snmp-credentials"), min: "viewer", ok: [200] },
   {
     method: "POST",
@@ -587,6 +594,68 @@ describe("tenant isolation", () => {
   });
 });
 
+describe("audit entries: the changes outside resource CRUD, and who can read them", () => {
+  test("sign-out, MFA enrolment, revocations (with before and after)", async () => {
+    const t = await login(h, "operator@a.test");
+    await h.call("POST", "/api/v1/auth/logout", { token: t.access_token, headers: { "user-agent": "ua-x" } });
+    const [out] = await h.deps.sql`
+      select actor, tenant_id, host(ip_address) as ip, user_agent from audit_logs
+      where action = 'auth.logout' and user_agent = 'ua-x'`;
+    expect(out).toEqual({
+      actor: "operator@a.test",
+      tenant_id: tenantA,
+      ip: "127.0.0.1",
+      user_agent: "ua-x",
+    });
+
+    const enrol = await h.call("POST", "/api/v1/auth/mfa/enroll", { token: tokens.viewer });
+    expect(enrol.status).toBe(200);
+    const [e] = await h.deps.sql`
+      select count(*)::int as n from audit_logs where action = 'user.mfa_enrolment_started' and actor = 'viewer@a.test'`;
+    expect(e?.n).toBeGreaterThan(0);
+
+    for (const [path, make, action] of [
+      ["/api/v1/enrollment-tokens", etoken, "enrollment_token.revoke"],
+      ["/api/v1/api-keys", apikey, "api_key.revoke"],
+    ] as const) {
+      const id = await make();
+      expect((await h.call("DELETE", `${path}/${id}`, { token: tokens.admin })).status).toBe(200);
+      const [a] = await h.deps
+        .sql`select old_value, new_value from audit_logs where resource_id = ${id} and action = ${action}`;
+      expect(a?.old_value.revoked_at).toBeNull();
+      expect(a?.new_value.revoked_at).toBeString();
+    }
+  });
+
+  test("platform events (tenants created or deleted) are read by superadmins only, under /admin/audit-logs", async () => {
+    const made = await h.call("POST", "/api/v1/admin/tenants", {
+      token: tokens.superadmin,
+      body: { name: `Audited ${crypto.randomUUID()}` },
+    });
+    expect(made.status).toBe(201);
+    const all = await h.call("GET", `/api/v1/admin/audit-logs?platform=true&action=tenant.create&limit=500`, {
+      token: tokens.superadmin,
+    });
+    expect(all.status).toBe(200);
+    const mine = all.body.data.find((x: { resource_id: string }) => x.resource_id === made.body.id);
+    expect(mine).toMatchObject({ tenant_id: null, actor: "root@platform.test", ip_address: "127.0.0.1" });
+    expect(mine.new_value.name).toBe(made.body.name);
+    const ofA = await h.call("GET", `/api/v1/admin/audit-logs?tenant_id=${tenantA}&limit=500`, {
+      token: tokens.superadmin,
+    });
+    expect(ofA.body.data.length).toBeGreaterThan(0);
+    expect(ofA.body.data.every((x: { tenant_id: string }) => x.tenant_id === tenantA)).toBe(true);
+    // a tenant's admin sees its own tenant's entries, never the platform's
+    const tenantView = await h.call("GET", "/api/v1/audit-logs?action=tenant.create", {
+      token: tokens.admin,
+    });
+    expect(tenantView.body.data).toEqual([]);
+    const bad = await h.call("GET", "/api/v1/admin/audit-logs?tenant_id=nope", { token: tokens.superadmin });
+    expect(bad.status).toBe(422);
+    expect(bad.body.details[0].path).toBe("query/tenant_id");
+  });
+});
+
 describe("injection-shaped input", () => {
   const evil = [
     "' or 1=1 --",
@@ -619,6 +688,47 @@ describe("injection-shaped input", () => {
       });
       expect([200, 422]).toContain(t.status);
     }
+    const [c] = await h.deps.sql`select count(*)::int as n from agents`;
+    expect(c?.n).toBeGreaterThan(0);
+  });
+
+  test("every free-text filter of every list binds its value: 200 or 422, never 500, tables intact", async () => {
+    const a = await agent();
+    const t = await target();
+    const filters: [string, string[]][] = [
+      ["/api/v1/targets", ["type"]],
+      ["/api/v1/audit-logs", ["action", "resource_type", "actor"]],
+      ["/api/v1/admin/audit-logs", ["action", "resource_type", "actor"]],
+      ["/api/v1/admin/tenants", ["q"]],
+      ["/api/v1/inventory/packages", ["name", "q", "version", "version_prefix", "manager"]],
+      [`/api/v1/agents/${a}/logs`, ["q", "source", "from", "to"]],
+      [`/api/v1/agents/${a}/metrics`, ["from", "to", "metrics"]],
+      [`/api/v1/agents/${a}/inventory/changes`, ["from", "to"]],
+      [`/api/v1/targets/${t}/results`, ["test_type"]],
+      ["/api/v1/reports/availability/targets", ["from", "to"]],
+      ["/api/v1/reports/availability/agents", ["from", "to"]],
+    ];
+    const failures: string[] = [];
+    for (const e of evil) {
+      for (const [path, params] of filters) {
+        for (const p of params) {
+          const r = await h.call("GET", `${path}?${new URLSearchParams({ [p]: e })}`, {
+            token: path.includes("/admin/") ? tokens.superadmin : tokens.admin,
+          });
+          if (r.status !== 200 && r.status !== 422)
+            failures.push(`${path} ${p}=${JSON.stringify(e)}: ${r.status}`);
+          if (
+            r.status === 200 &&
+            Array.isArray(r.body?.data) &&
+            p !== "from" &&
+            p !== "to" &&
+            p !== "metrics"
+          )
+            if (r.body.data.length) failures.push(`${path} ${p}=${JSON.stringify(e)}: matched rows`);
+        }
+      }
+    }
+    expect(failures).toEqual([]);
     const [c] = await h.deps.sql`select count(*)::int as n from agents`;
     expect(c?.n).toBeGreaterThan(0);
   });

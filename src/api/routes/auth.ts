@@ -167,7 +167,14 @@ export function authRoutes(deps: ApiDeps) {
       async ({ req }) => {
         const now = new Date(deps.now());
         if (req.principal.sid) {
-          await withAdmin(deps.sql, (tx) => revokeFamily(tx, req.principal.sid, now));
+          await withAdmin(deps.sql, async (tx) => {
+            await revokeFamily(tx, req.principal.sid, now);
+            await audit(
+              tx,
+              { ...req, tenantId: req.principal.homeTenant },
+              { action: "auth.logout", resourceType: "session", resourceId: req.principal.sid },
+            );
+          });
           await deps.store.flag(revokedSessionKey(req.principal.sid), opts.accessTtlSeconds * 1000);
         }
         return { status: "signed_out" };

@@ -8,12 +8,12 @@ import { Elysia, t } from "elysia";
 import { randomSecret, sha256 } from "../../auth/secrets.ts";
 import { CollectorError } from "../../lib/errors.ts";
 import { generateEnrollmentToken } from "../../pki/tokens.ts";
-import { type Tx, withTenant } from "../../storage/db.ts";
+import { type Tx, withAdmin, withTenant } from "../../storage/db.ts";
 import type { ApiDeps } from "../deps.ts";
 import { guardPlugin, type RequestInfo } from "../guard.ts";
 import { audit } from "../lib/audit.ts";
 import { invalid, mapWriteError, notFound } from "../lib/http-errors.ts";
-import { list, PageQuery } from "../lib/list.ts";
+import { type ListSpec, list, PageQuery } from "../lib/list.ts";
 import { IdParams, Name } from "../lib/params.ts";
 import { API_KEY_PREFIX, PRINCIPAL_CACHE_MS, revokedApiKeyKey } from "../principal.ts";
 
@@ -103,14 +103,17 @@ export function credentialRoutes(deps: ApiDeps) {
       "/enrollment-tokens/:id",
       ({ params, req }) =>
         tx(req, async (t) => {
+          const [old] =
+            await t`select ${t.unsafe(TOKEN_COLS)} from enrollment_tokens where id = ${params.id} for update`;
+          if (!old) throw notFound("enrollment token");
           const [r] = await t`
             update enrollment_tokens set revoked_at = coalesce(revoked_at, now()) where id = ${params.id}
             returning ${t.unsafe(TOKEN_COLS)}`;
-          if (!r) throw notFound("enrollment token");
           await audit(t, req, {
             action: "enrollment_token.revoke",
             resourceType: "enrollment_token",
             resourceId: params.id,
+            old,
             new: r,
           });
           return r;
@@ -209,14 +212,17 @@ export function credentialRoutes(deps: ApiDeps) {
       "/api-keys/:id",
       async ({ params, req }) => {
         const revoked = await tx(req, async (t) => {
+          const [old] =
+            await t`select ${t.unsafe(KEY_COLS)} from api_keys where id = ${params.id} for update`;
+          if (!old) throw notFound("API key");
           const [r] = await t`
             update api_keys set revoked_at = coalesce(revoked_at, now()) where id = ${params.id}
             returning ${t.unsafe(KEY_COLS)}`;
-          if (!r) throw notFound("API key");
           await audit(t, req, {
             action: "api_key.revoke",
             resourceType: "api_key",
             resourceId: params.id,
+            old,
             new: r,
           });
           return r;
@@ -227,39 +233,76 @@ export function credentialRoutes(deps: ApiDeps) {
       },
       { auth: "admin", params: IdParams, detail: { summary: "Revoke an API key", tags: ["api-keys"] } },
     )
+    .get("/audit-logs", ({ query, req }) => tx(req, (t) => auditList(t, query, [])), {
+      auth: "admin",
+      query: t.Object(AuditQuery),
+      detail: { summary: "Audit log of the tenant", tags: ["audit"] },
+    })
     .get(
-      "/audit-logs",
-      ({ query, req }) =>
-        tx(req, (t) =>
-          list(t, {
-            from: t`select id, tenant_id, user_id, actor, action, resource_type, resource_id, old_value, new_value,
-                           host(ip_address) as ip_address, user_agent, created_at
-                    from audit_logs`,
-            where: [
-              ...(query.action ? [t`action = ${query.action}`] : []),
-              ...(query.resource_type ? [t`resource_type = ${query.resource_type}`] : []),
-              ...(query.resource_id ? [t`resource_id = ${query.resource_id}`] : []),
-              ...(query.actor ? [t`actor = ${query.actor}`] : []),
-              ...(query.from ? [t`created_at >= ${new Date(query.from)}`] : []),
-              ...(query.to ? [t`created_at < ${new Date(query.to)}`] : []),
-            ],
-            sortable: ["created_at", "action", "actor"],
-            defaultSort: "-created_at",
-            query,
-          }),
+      "/admin/audit-logs",
+      ({ query }) =>
+        withAdmin(deps.sql, (t) =>
+          auditList(t, query, [
+            ...(query.tenant_id ? [t`tenant_id = ${query.tenant_id}`] : []),
+            ...(query.platform === undefined
+              ? []
+              : [query.platform ? t`tenant_id is null` : t`tenant_id is not null`]),
+          ]),
         ),
       {
-        auth: "admin",
+        auth: { role: "superadmin", tenant: false },
         query: t.Object({
-          ...PageQuery,
-          action: t.Optional(t.String({ maxLength: 100 })),
-          resource_type: t.Optional(t.String({ maxLength: 100 })),
-          resource_id: t.Optional(t.String({ format: "uuid" })),
-          actor: t.Optional(t.String({ maxLength: 254 })),
-          from: t.Optional(t.String({ format: "date-time" })),
-          to: t.Optional(t.String({ format: "date-time" })),
+          ...AuditQuery,
+          tenant_id: t.Optional(t.String({ format: "uuid" })),
+          platform: t.Optional(t.Boolean({ description: "true: platform events only (no tenant)" })),
         }),
-        detail: { summary: "Audit log of the tenant", tags: ["audit"] },
+        detail: {
+          summary:
+            "Audit log of the whole platform (superadmin): every tenant's entries and the platform events (tenants created or deleted, superadmin sign-ins)",
+          tags: ["audit"],
+        },
       },
     );
+}
+
+const AuditQuery = {
+  ...PageQuery,
+  action: t.Optional(t.String({ maxLength: 100 })),
+  resource_type: t.Optional(t.String({ maxLength: 100 })),
+  resource_id: t.Optional(t.String({ format: "uuid" })),
+  actor: t.Optional(t.String({ maxLength: 254 })),
+  from: t.Optional(t.String({ format: "date-time" })),
+  to: t.Optional(t.String({ format: "date-time" })),
+};
+
+interface AuditFilters {
+  action?: string;
+  resource_type?: string;
+  resource_id?: string;
+  actor?: string;
+  from?: string;
+  to?: string;
+  sort?: string;
+  limit?: number;
+  offset?: number;
+}
+
+function auditList(t: Tx, query: AuditFilters, more: ListSpec["where"]) {
+  return list(t, {
+    from: t`select id, tenant_id, user_id, actor, action, resource_type, resource_id, old_value, new_value,
+                   host(ip_address) as ip_address, user_agent, created_at
+            from audit_logs`,
+    where: [
+      ...(query.action ? [t`action = ${query.action}`] : []),
+      ...(query.resource_type ? [t`resource_type = ${query.resource_type}`] : []),
+      ...(query.resource_id ? [t`resource_id = ${query.resource_id}`] : []),
+      ...(query.actor ? [t`actor = ${query.actor}`] : []),
+      ...(query.from ? [t`created_at >= ${new Date(query.from)}`] : []),
+      ...(query.to ? [t`created_at < ${new Date(query.to)}`] : []),
+      ...more,
+    ],
+    sortable: ["created_at", "action", "actor"],
+    defaultSort: "-created_at",
+    query,
+  });
 }

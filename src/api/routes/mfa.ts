@@ -135,6 +135,11 @@ export function mfaRoutes(deps: ApiDeps, completeLogin: CompleteLogin) {
           await tx`update users set totp_secret_encrypted = ${deps.keyring.seal(secret, secretContext(userId))},
                                     totp_last_step = null
                    where id = ${userId}`;
+          await audit(
+            tx,
+            { ...req, tenantId: u.tenant_id },
+            { action: "user.mfa_enrolment_started", resourceType: "user", resourceId: userId },
+          );
           return u.email;
         });
         return { secret, otpauth_uri: totpUri(secret, mfa.issuer, email), issuer: mfa.issuer };
