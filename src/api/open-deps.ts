@@ -3,8 +3,15 @@ import type { RoleContext } from "../app/role.ts";
 import { jwtSigner } from "../auth/jwt.ts";
 import type { ApiDeps } from "./deps.ts";
 import { jwtKey } from "./jwt-key.ts";
-import { memoryStore, redisStore } from "./lib/store.ts";
+import { type CounterStore, memoryStore, redisStore } from "./lib/store.ts";
 import { READ_SLOTS } from "./lib/tx.ts";
+
+let shared: CounterStore | null = null;
+/**
+ * One in-memory store per process: the api role and the authorizer of routes other roles mount (the
+ * wgmanager's) see the same sign-outs and revocations, as they do through Redis. Closing it does nothing.
+ */
+const processStore = (): CounterStore => (shared ??= memoryStore());
 
 /**
  * Opens the counter store (Redis when `redis.url` is set, else in memory) and, with `reads`, the pool of read
@@ -18,7 +25,7 @@ export async function openApiDeps(ctx: RoleContext, o: { reads?: boolean } = {})
     keyring: ctx.keyring,
     log: ctx.log,
     metrics: ctx.metrics,
-    store: ctx.config.redis.url ? await redisStore(ctx.config.redis.url) : memoryStore(),
+    store: ctx.config.redis.url ? await redisStore(ctx.config.redis.url) : processStore(),
     jwt: jwtSigner(jwtKey(ctx.config.api.auth.jwt_secret, ctx.dataDir)),
     dataDir: ctx.dataDir,
     now: Date.now,

@@ -66,6 +66,18 @@ test("setup code: created 0600 while no user exists, wrong code refused, right c
   expect(server.status).not.toBe(403);
 });
 
+test("a signed-out token is refused at once by the wgmanager's routes too (one in-memory store per process)", async () => {
+  const login = await post("/api/v1/auth/login", { email: "root@site.test", password: PASSWORD });
+  const { access_token } = (await login.json()) as { access_token: string };
+  const wg = `${c.base}/api/v1/wireguard/server`;
+  const headers = { authorization: `Bearer ${access_token}` };
+  expect((await fetch(wg, { headers })).status).not.toBe(401);
+  expect((await post("/api/v1/auth/logout", {}, headers)).status).toBe(200);
+  const after = await fetch(wg, { headers });
+  expect(after.status).toBe(401);
+  expect(((await after.json()) as { error: string }).error).toContain("signed out");
+});
+
 test("CORS: allowed wildcard origin gets the headers on preflight, others do not", async () => {
   const pre = await fetch(`${c.base}/api/v1/agents`, {
     method: "OPTIONS",
