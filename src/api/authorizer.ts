@@ -2,7 +2,7 @@
  * Authentication for routes that other roles mount on the shared HTTP server (the wgmanager's
  * /api/v1/wireguard/*): the same bearer tokens and API keys as the API, verified the same way
  * (src/api/principal.ts), with a minimum role. Session revocations are seen through the counter store: Redis
- * when `redis.url` is set, else the process's one in-memory store, which the api role uses too (a sign-out
+ * when `redis.url` is set, else the collector's one in-memory store, which the api role uses too (a sign-out
  * stops the token here at once when both roles run in one process).
  */
 import type { RoleContext } from "../app/role.ts";

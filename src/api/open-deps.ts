@@ -6,12 +6,20 @@ import { jwtKey } from "./jwt-key.ts";
 import { type CounterStore, memoryStore, redisStore } from "./lib/store.ts";
 import { READ_SLOTS } from "./lib/tx.ts";
 
-let shared: CounterStore | null = null;
+const shared = new WeakMap<RoleContext["config"], CounterStore>();
 /**
- * One in-memory store per process: the api role and the authorizer of routes other roles mount (the
- * wgmanager's) see the same sign-outs and revocations, as they do through Redis. Closing it does nothing.
+ * One in-memory store per collector (its roles share one config object): the api role and the authorizer of
+ * routes other roles mount (the wgmanager's) see the same sign-outs and revocations, as they do through
+ * Redis; two collectors embedded in one process (tests) keep theirs apart. Closing it does nothing.
  */
-const processStore = (): CounterStore => (shared ??= memoryStore());
+function collectorStore(config: RoleContext["config"]): CounterStore {
+  let s = shared.get(config);
+  if (!s) {
+    s = memoryStore();
+    shared.set(config, s);
+  }
+  return s;
+}
 
 /**
  * Opens the counter store (Redis when `redis.url` is set, else in memory) and, with `reads`, the pool of read
@@ -25,7 +33,7 @@ export async function openApiDeps(ctx: RoleContext, o: { reads?: boolean } = {})
     keyring: ctx.keyring,
     log: ctx.log,
     metrics: ctx.metrics,
-    store: ctx.config.redis.url ? await redisStore(ctx.config.redis.url) : processStore(),
+    store: ctx.config.redis.url ? await redisStore(ctx.config.redis.url) : collectorStore(ctx.config),
     jwt: jwtSigner(jwtKey(ctx.config.api.auth.jwt_secret, ctx.dataDir)),
     dataDir: ctx.dataDir,
     now: Date.now,

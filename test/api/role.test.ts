@@ -66,7 +66,7 @@ test("setup code: created 0600 while no user exists, wrong code refused, right c
   expect(server.status).not.toBe(403);
 });
 
-test("a signed-out token is refused at once by the wgmanager's routes too (one in-memory store per process)", async () => {
+test("a signed-out token is refused at once by the wgmanager's routes too (one in-memory store per collector)", async () => {
   const login = await post("/api/v1/auth/login", { email: "root@site.test", password: PASSWORD });
   const { access_token } = (await login.json()) as { access_token: string };
   const wg = `${c.base}/api/v1/wireguard/server`;
