@@ -3,6 +3,7 @@
  * every field runs the REST route that owns it.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
+import { MAX_REST_CALLS } from "../../src/api/graphql/index.ts";
 import { type Harness, harness, login, seedTenant, seedUser } from "./harness.ts";
 
 let h: Harness;
@@ -101,5 +102,19 @@ describe("GraphQL", () => {
     expect(big.status).toBe(422); // query longer than 20 000 characters
     const noBody = await h.call("POST", "/api/graphql", { token: tok.viewer, body: { variables: {} } });
     expect(noBody.status).toBe(422);
+  });
+
+  test("one document reads at most MAX_REST_CALLS resources: past that, an error saying how to ask for less", async () => {
+    const aliases = Array.from({ length: MAX_REST_CALLS + 5 }, (_, i) => `m${i}: me`).join(" ");
+    const r = await gql(tok.viewer, `{ ${aliases} }`);
+    expect(r.status).toBe(200);
+    expect(r.body.data.m0.email).toBe("viewer@gql.test");
+    expect(r.body.data[`m${MAX_REST_CALLS - 1}`].email).toBe("viewer@gql.test");
+    expect(r.body.data[`m${MAX_REST_CALLS}`]).toBeNull();
+    const tooMany = r.body.errors.filter(
+      (e: { extensions: { code: string } }) => e.extensions.code === "TOO_COMPLEX",
+    );
+    expect(tooMany).toHaveLength(5);
+    expect(tooMany[0].message).toContain("split it");
   });
 });

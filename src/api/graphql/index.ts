@@ -13,6 +13,12 @@ import { resourceRoutes } from "../routes/index.ts";
 import { RestError, rootValue, schema } from "./schema.ts";
 
 const MAX_DEPTH = 8;
+/**
+ * REST calls one document may make. Each field runs a route, and one request passes the rate limit once:
+ * without a bound, aliases and nested lists (500 agents × their metrics) made one request as costly as
+ * thousands. 200 covers a page of 50 agents with their charts, logs and inventory.
+ */
+export const MAX_REST_CALLS = 200;
 
 /** Refuses documents nested deeper than MAX_DEPTH selection sets (cheap protection against abuse). */
 const depthLimit: ValidationRule = (ctx) => {
@@ -54,7 +60,14 @@ export function graphqlRoutes(deps: ApiDeps) {
         const v = request.headers.get(h);
         if (v) forward[h] = v;
       }
+      let calls = 0;
       const rest = async (method: string, path: string, payload?: unknown) => {
+        if (++calls > MAX_REST_CALLS) {
+          throw new RestError(
+            `the query reads more than ${MAX_REST_CALLS} resources; ask for fewer items (limit) or split it into several queries`,
+            { extensions: { code: "TOO_COMPLEX", status: 422 } },
+          );
+        }
         const res = await inner.handle(
           new Request(`http://graphql.internal${path}`, {
             method,
