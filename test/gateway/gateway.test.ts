@@ -175,19 +175,26 @@ describe("enrollment", () => {
     const rssBefore = process.memoryUsage().rss;
     const before = await agentCount();
     const unknownBefore = metric("secumon_gateway_enrollments_total", 'kind="agent",result="unknown_token"');
-    const c = track(makeClient("AgentService", h.address, h.gw.caPem));
     const { csrPem } = await generateKeyAndCsr();
     const codes = new Map<number, number>();
     for (let round = 0; round < BAD_TOKENS / 30; round++) {
       const errs = await Promise.all(
-        Array.from({ length: 30 }, (_, i) =>
-          refusal(
-            unaryCall(c, "Enroll", {
-              token: `smet_${String(round * 30 + i).padStart(43, "x")}`,
-              csr_pem: csrPem,
-            }),
-          ),
-        ),
+        Array.from({ length: 30 }, async (_, i) => {
+          // each attempt on a connection of its own (a new TLS handshake), as a scanner would
+          const c = makeClient("AgentService", h.address, h.gw.caPem, {
+            options: { "grpc.use_local_subchannel_pool": 1 },
+          });
+          try {
+            return await refusal(
+              unaryCall(c, "Enroll", {
+                token: `smet_${String(round * 30 + i).padStart(43, "x")}`,
+                csr_pem: csrPem,
+              }),
+            );
+          } finally {
+            c.close();
+          }
+        }),
       );
       for (const e of errs) codes.set(e.code, (codes.get(e.code) ?? 0) + 1);
     }
@@ -429,6 +436,15 @@ describe("identity", () => {
     );
     expect(e.code).toBe(status.UNAUTHENTICATED);
     expect(await countMessages(h.nc, `secumon.*.${other}.>`)).toBe(0);
+    // nor in the database: the victim was not even seen
+    const [row] = await withAdmin(
+      h.sql,
+      (tx) =>
+        tx<
+          { status: string; last_seen: Date | null }[]
+        >`select status, last_seen from agents where id = ${victim.id}`,
+    );
+    expect(row).toEqual({ status: "pending", last_seen: null });
   });
 
   test("the subject's tenant always comes from the certificate (a batch cannot name another tenant)", async () => {

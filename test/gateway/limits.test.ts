@@ -96,6 +96,14 @@ describe("operator CA and limits", () => {
     const e = await refusal(unaryCall(c, "SendInventory", inv("expired-1")));
     expect(e.code).toBe(status.UNAUTHENTICATED);
     expect(await countMessages(h.nc, `secumon.*.${tenant}.${id.id}`)).toBe(0);
+    const [row] = await withAdmin(
+      h.sql,
+      (tx) =>
+        tx<
+          { status: string; last_seen: Date | null }[]
+        >`select status, last_seen from agents where id = ${id.id}`,
+    );
+    expect(row).toEqual({ status: "pending", last_seen: null }); // nothing written in the database either
   });
 
   test("an open stream is closed UNAUTHENTICATED when its client certificate expires", async () => {
