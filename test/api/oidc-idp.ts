@@ -10,7 +10,8 @@ import Provider from "oidc-provider";
 export interface TestAccount {
   sub: string;
   email: string;
-  email_verified?: boolean;
+  /** Default true; null: the claim is left out (some providers never send it). */
+  email_verified?: boolean | null;
   name?: string;
 }
 
@@ -63,7 +64,8 @@ export async function startIdp(redirectUris: string[]): Promise<TestIdp> {
       return {
         accountId: sub,
         async claims() {
-          return { sub, email: a.email, email_verified: a.email_verified ?? true, name: a.name ?? a.email };
+          const verified = a.email_verified === null ? {} : { email_verified: a.email_verified ?? true };
+          return { sub, email: a.email, ...verified, name: a.name ?? a.email };
         },
       };
     },

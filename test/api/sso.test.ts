@@ -95,6 +95,17 @@ describe("JumpCloud preset", () => {
   });
 });
 
+describe("JumpCloud preset: linking", () => {
+  test("links an existing account of its tenant when JumpCloud leaves email_verified out (its directory's addresses are set by administrators)", async () => {
+    const uid = await seedUser(h, "gina@sso.test", "viewer", ssoTenant);
+    idp.user = { sub: "jc-gina", email: "gina@sso.test", email_verified: null };
+    const { res } = await ssoLogin(h, idp, "jumpcloud");
+    expect(res.status).toBe(302);
+    const [u] = await h.deps.sql`select sso_provider, sso_id from users where id = ${uid}`;
+    expect(u).toEqual({ sso_provider: "jumpcloud", sso_id: "jc-gina" });
+  });
+});
+
 describe("generic OIDC provider", () => {
   test("links an existing password user by e-mail; no tenant configured means no provisioning", async () => {
     const t = await seedTenant(h, "linked");
@@ -124,10 +135,18 @@ describe("generic OIDC provider", () => {
     idp.user = { sub: "kc-erin", email: "erin@unverified.test", email_verified: false };
     expect((await ssoLogin(h, idp, "oidc")).res.status).toBe(401);
 
+    // a provider that leaves email_verified out vouches for nothing: no link either
+    await seedUser(h, "frank@unverified.test", "viewer", t);
+    idp.user = { sub: "kc-frank", email: "frank@unverified.test", email_verified: null };
+    const silent = await ssoLogin(h, idp, "oidc");
+    expect(silent.res.status).toBe(401);
+    expect(silent.res.body.error).toContain("email_verified");
+
     idp.user = { sub: "kc-other-alice", email: "alice@sso.test" }; // alice is linked to jumpcloud
     expect((await ssoLogin(h, idp, "oidc")).res.status).toBe(409);
-    const [u] = await h.deps.sql`select sso_provider from users where email = 'erin@unverified.test'`;
-    expect(u?.sso_provider).toBeNull();
+    const unlinked = await h.deps.sql`
+      select sso_provider from users where email in ('erin@unverified.test', 'frank@unverified.test')`;
+    expect(unlinked.map((u) => u.sso_provider)).toEqual([null, null]);
   });
 });
 

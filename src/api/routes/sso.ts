@@ -172,8 +172,18 @@ export function ssoRoutes(deps: ApiDeps) {
               "this e-mail address is already linked to another single-sign-on identity; ask an administrator",
             );
           }
-          if (who.emailVerified === false) {
-            throw refused(`${p.cfg.displayName} says this e-mail address is not verified`);
+          // Linking hands this identity an existing account: only for an address the provider vouches for.
+          // A provider that leaves email_verified out may let anyone claim any address (account takeover);
+          // JumpCloud is an administrator-managed directory whose addresses are set by its administrators.
+          const vouched =
+            who.emailVerified === true || (p.cfg.id === "jumpcloud" && who.emailVerified === null);
+          if (!vouched) {
+            throw refused(
+              who.emailVerified === false
+                ? `${p.cfg.displayName} says this e-mail address is not verified`
+                : `${p.cfg.displayName} did not say this e-mail address is verified (claim email_verified), so it ` +
+                    "cannot be linked to the existing account; an administrator can create the account for single sign-on instead",
+            );
           }
           await tx`update users set sso_provider = ${provider}, sso_id = ${who.sub} where id = ${byEmail.id}`;
           await audit(
