@@ -349,6 +349,46 @@ describe("telemetry path", () => {
     expect(await countMessages(h.nc, `secumon.*.${tenant}.${id.id}`)).toBe(0);
   });
 
+  test("garbage and truncated bytes on unary calls (Enroll, SendInventory) are INVALID_ARGUMENT; nothing is written", async () => {
+    const before = await agentCount();
+    const token = await createToken(h.sql, tenant, { maxUses: 1 });
+    const id = await enrollAgent();
+    const raw = (c: Client, method: string, bytes: Buffer) =>
+      new Promise<{ code: number; details: string }>((resolve) =>
+        c.makeUnaryRequest(
+          method,
+          (b: Buffer) => b,
+          (b: Buffer) => b,
+          bytes,
+          new Metadata(),
+          (err) => resolve(err ?? { code: 0, details: "" }),
+        ),
+      );
+    const anon = track(makeClient("AgentService", h.address, h.gw.caPem));
+    const mtls = track(identityClient(id, h.address));
+    const tokenField = Buffer.concat([Buffer.from([0x0a, token.length]), Buffer.from(token)]);
+    for (const [c, method, bytes] of [
+      [anon, "/secumon.v1.AgentService/Enroll", Buffer.from([0xff, 0xff, 0xff, 0xff])],
+      [anon, "/secumon.v1.AgentService/Enroll", tokenField.subarray(0, tokenField.length - 5)], // truncated
+      [mtls, "/secumon.v1.AgentService/SendInventory", Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f, 0x01])],
+      [mtls, "/secumon.v1.AgentService/SendInventory", Buffer.from([0x10, 0x80])], // truncated varint
+    ] as const) {
+      const e = await raw(c, method, bytes);
+      expect({ method, code: e.code }).toEqual({ method, code: status.INVALID_ARGUMENT });
+      expect(e.details).toMatch(/malformed request/);
+    }
+    expect(await agentCount()).toBe(before + 1); // only the agent enrolled above
+    const [t] = await withAdmin(
+      h.sql,
+      (tx) => tx<
+        { uses: number }[]
+      >`select uses from enrollment_tokens where tenant_id = ${tenant} and max_uses = 1
+        order by created_at desc limit 1`,
+    );
+    expect(t!.uses).toBe(0);
+    expect(await countMessages(h.nc, `secumon.*.${tenant}.${id.id}`)).toBe(0);
+  });
+
   test("a message over max_message_bytes is RESOURCE_EXHAUSTED", async () => {
     const c = track(identityClient(agent, h.address));
     const big = crypto.getRandomValues(new Uint8Array(60_000));
