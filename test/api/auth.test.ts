@@ -234,6 +234,55 @@ describe("TOTP MFA", () => {
   });
 });
 
+describe("a tenant turning MFA on", () => {
+  test("signs out its password users without MFA (the admin's access token lasts); MFA cannot then be turned off", async () => {
+    const t = await seedTenant(h, "turning");
+    await seedUser(h, "boss@turning.test", "admin", t);
+    await seedUser(h, "plain@turning.test", "viewer", t);
+    await seedUser(h, "secured@turning.test", "viewer", t);
+    const boss = await login(h, "boss@turning.test");
+    const plain = await login(h, "plain@turning.test");
+    // secured@ enrols MFA first
+    const sec = await login(h, "secured@turning.test");
+    const en = await h.call("POST", "/api/v1/auth/mfa/enroll", { token: sec.access_token });
+    await h.call("POST", "/api/v1/auth/mfa/activate", {
+      token: sec.access_token,
+      body: { code: await totpNow(en.body.secret, h.clock.t) },
+    });
+
+    const on = await h.call("PATCH", "/api/v1/tenant", {
+      token: boss.access_token,
+      body: { settings: { mfa_required: true } },
+    });
+    expect(on.status).toBe(200);
+    expect((await h.call("GET", "/api/v1/auth/me", { token: plain.access_token })).status).toBe(401);
+    const refresh = await h.call("POST", "/api/v1/auth/refresh", {
+      body: { refresh_token: plain.refresh_token },
+    });
+    expect(refresh.status).toBe(401);
+    // the admin's own access token lasts until it expires; its refresh token does not
+    expect((await h.call("GET", "/api/v1/auth/me", { token: boss.access_token })).status).toBe(200);
+    expect(
+      (await h.call("POST", "/api/v1/auth/refresh", { body: { refresh_token: boss.refresh_token } })).status,
+    ).toBe(401);
+    expect((await h.call("GET", "/api/v1/auth/me", { token: sec.access_token })).status).toBe(200);
+    const again = await h.call("POST", "/api/v1/auth/login", {
+      body: { email: "plain@turning.test", password: PASSWORD },
+    });
+    expect(again.body.mfa_enrollment_required).toBe(true);
+
+    h.clock.t += 31_000;
+    const off = await h.call("POST", "/api/v1/auth/mfa/disable", {
+      token: sec.access_token,
+      body: { password: PASSWORD, code: await totpNow(en.body.secret, h.clock.t) },
+    });
+    expect(off.status).toBe(409);
+    expect(off.body.error).toContain("requires multi-factor");
+    const [u] = await h.deps.sql`select mfa_enabled from users where email = 'secured@turning.test'`;
+    expect(u?.mfa_enabled).toBe(true);
+  });
+});
+
 describe("password change and MFA off: the checks a signed-in user repeats", () => {
   test("password change: 422 naming new_password, wrong current password 401, success signs out the other sessions", async () => {
     const email = "pw@acme.test";

@@ -207,6 +207,15 @@ export function mfaRoutes(deps: ApiDeps, completeLogin: CompleteLogin) {
         const ok = await withAdmin(deps.sql, async (tx) => {
           const u = await loadUser(tx, userId);
           if (!u?.mfa_enabled) throw conflict("MFA is not active");
+          const [required] = u.tenant_id
+            ? await tx`select (settings->>'mfa_required')::boolean as r from tenants where id = ${u.tenant_id}`
+            : [];
+          if (mfa.enabled && required?.r === true) {
+            throw conflict(
+              "your tenant requires multi-factor authentication, so it cannot be turned off; to move to a new " +
+                "authenticator, ask an administrator to reset your MFA, then enrol again",
+            );
+          }
           if (!(await verifyPassword(body.password, u.password_hash))) return false;
           if (!(await acceptCode(tx, u, body.code))) return false;
           await tx`update users set mfa_enabled = false, totp_secret_encrypted = null, totp_last_step = null

@@ -11,7 +11,8 @@ import { audit } from "../lib/audit.ts";
 import { mapWriteError, notFound } from "../lib/http-errors.ts";
 import { likePattern, list, PageQuery } from "../lib/list.ts";
 import { IdParams, Name } from "../lib/params.ts";
-import { forgetPrincipals } from "../principal.ts";
+import { sessionOptions } from "../lib/session-opts.ts";
+import { forgetPrincipals, revokedSessionKey } from "../principal.ts";
 
 export function slugify(name: string): string {
   const s = name
@@ -174,7 +175,7 @@ export function tenantRoutes(deps: ApiDeps) {
     const run = platformRoute
       ? <T>(fn: Parameters<typeof withAdmin<T>>[1]) => withAdmin(deps.sql, fn)
       : <T>(fn: Parameters<typeof withAdmin<T>>[1]) => withTenant(deps.sql, id, fn);
-    return run(async (tx) => {
+    const { old, r } = await run(async (tx) => {
       const [old] = await tx`select ${tx.unsafe(COLS)} from tenants where id = ${id} for update`;
       if (!old) throw notFound("tenant");
       const [r] = await tx`
@@ -194,9 +195,35 @@ export function tenantRoutes(deps: ApiDeps) {
           new: r,
         },
       );
-      return r;
+      return { old, r };
     }).catch((e) => {
       throw mapWriteError(e);
     });
+    if (old?.settings?.mfa_required !== true && r?.settings?.mfa_required === true) {
+      await signOutWithoutMfa(id, req.principal.sid);
+    }
+    return r;
+  }
+
+  /**
+   * The tenant now requires MFA: its password users who have not enrolled are signed out, so their next
+   * sign-in gives them the enrolment-only token instead of their sessions going on, refresh after refresh,
+   * without a second factor. The caller's own access token keeps working until it expires (its refresh token
+   * does not), so the answer to this request is not its last. Single-sign-on users are left to their identity
+   * provider's own MFA (docs/api.md).
+   */
+  async function signOutWithoutMfa(tenantId: string, keepSid: string) {
+    const now = new Date(deps.now());
+    const families = await withAdmin(deps.sql, async (tx) => {
+      const rows = await tx<{ family_id: string }[]>`
+        update refresh_tokens r set revoked_at = ${now}
+        from users u
+        where u.id = r.user_id and u.tenant_id = ${tenantId} and not u.mfa_enabled and u.sso_provider is null
+          and r.revoked_at is null
+        returning r.family_id`;
+      return [...new Set(rows.map((x) => x.family_id))].filter((f) => f !== keepSid);
+    });
+    const ttl = sessionOptions(deps).accessTtlSeconds * 1000;
+    for (const f of families) await deps.store.flag(revokedSessionKey(f), ttl);
   }
 }
