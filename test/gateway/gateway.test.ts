@@ -439,6 +439,17 @@ describe("telemetry path", () => {
       known_version: a.version,
     });
     expect(again).toMatchObject({ unchanged: true, targets: [] });
+    // a disabled target leaves the assignments: a new version without it (then enabled again)
+    await withAdmin(h.sql, (tx) => tx`update targets set enabled = false where id = ${target!.id}`);
+    const disabled = await unaryCall<{ version: string; unchanged: boolean; targets: unknown[] }>(
+      c,
+      "GetAssignments",
+      { known_version: a.version },
+    );
+    expect(disabled.unchanged).toBe(false);
+    expect(disabled.targets).toEqual([]);
+    expect(disabled.version).not.toBe(a.version);
+    await withAdmin(h.sql, (tx) => tx`update targets set enabled = true where id = ${target!.id}`);
     const s = openStream(c, "SendResults");
     const raw = encodePayload("scans", {
       results: [
