@@ -19,6 +19,7 @@ beforeAll(async () => {
   const other = await seedTenant(h, "fleet-b");
   await seedUser(h, "viewer@fleet.test", "viewer", tenant);
   await seedUser(h, "admin@fleet-b.test", "admin", other);
+  await seedUser(h, "op@fleet.test", "operator", tenant);
   token = (await login(h, "viewer@fleet.test")).access_token;
   otherToken = (await login(h, "admin@fleet-b.test")).access_token;
   await sql`
@@ -102,8 +103,6 @@ describe("addresses are plain (no /32 or /128 mask) wherever the API answers the
     expect(detail.body.ip_addresses).toEqual(["10.0.0.5", "fd00::5"]);
     expect(detail.body.wireguard_ip).toBe("10.200.0.5");
 
-    const adminTenant = (await h.deps.sql`select tenant_id from agents where id = ${id}`)[0]?.tenant_id;
-    await seedUser(h, "op@fleet.test", "operator", adminTenant as string);
     const opToken = (await login(h, "op@fleet.test")).access_token;
     const patched = await h.call("PATCH", `/api/v1/agents/${id}`, {
       token: opToken,
@@ -141,5 +140,67 @@ describe("addresses are plain (no /32 or /128 mask) wherever the API answers the
     expect(gql.body.data.agents.data).toEqual([
       { ip_addresses: ["10.0.0.5", "fd00::5"], wireguard_ip: "10.200.0.5" },
     ]);
+  });
+});
+
+describe("targets: their tests and assigned probes", () => {
+  test("create, read, filter, replace the assignment, delete; another tenant's probe is refused (422)", async () => {
+    const op = (await login(h, "op@fleet.test")).access_token;
+    const probes = await h.deps.sql`select id, name from probes where tenant_id = ${tenant} order by name`;
+    const [p1, p2] = probes.map((p) => p.id as string);
+    const [theirs] = await h.deps.sql`
+      insert into probes (tenant_id, name) select id, 'their-probe' from tenants where slug = 'fleet-b' returning id`;
+    const body = {
+      name: "shop",
+      address: "https://shop.example.test",
+      type: "http",
+      tests: [{ type: "http", expect_status: 200 }, { type: "tls" }],
+      tags: ["web"],
+      probe_ids: [p2, p1],
+    };
+    const made = await h.call("POST", "/api/v1/targets", { token: op, body });
+    expect(made.status).toBe(201);
+    expect(made.body.tests).toEqual(body.tests);
+    expect(made.body.probe_ids).toEqual([p1, p2].sort());
+    const id = made.body.id as string;
+    expect((await get(`/api/v1/targets/${id}`)).body).toEqual(made.body);
+    expect(
+      (await get("/api/v1/targets?type=http&tag=web&enabled=true")).body.data.map(
+        (x: { id: string }) => x.id,
+      ),
+    ).toEqual([id]);
+    expect((await get("/api/v1/targets?type=icmp")).body.data).toEqual([]);
+
+    const foreign = await h.call("PATCH", `/api/v1/targets/${id}`, {
+      token: op,
+      body: { probe_ids: [p1, theirs?.id] },
+    });
+    expect(foreign.status).toBe(422);
+    expect(foreign.body.details[0].path).toBe("body/probe_ids");
+    expect(foreign.body.error).not.toContain("their-probe");
+    expect((await get(`/api/v1/targets/${id}`)).body.probe_ids).toEqual([p1, p2].sort()); // unchanged
+    const bad = await h.call("POST", "/api/v1/targets", {
+      token: op,
+      body: { ...body, probe_ids: [crypto.randomUUID()] },
+    });
+    expect(bad.status).toBe(422);
+    expect((await get("/api/v1/targets?q=shop")).body.pagination.total).toBe(1); // nothing half-written
+
+    const moved = await h.call("PATCH", `/api/v1/targets/${id}`, {
+      token: op,
+      body: { probe_ids: [p1], enabled: false },
+    });
+    expect(moved.status).toBe(200);
+    expect(moved.body).toMatchObject({ probe_ids: [p1], enabled: false, tests: body.tests });
+    const [a] = await h.deps
+      .sql`select old_value, new_value from audit_logs where resource_id = ${id} and action = 'target.update'`;
+    expect(a?.old_value.probe_ids).toEqual([p1, p2].sort());
+    expect(a?.new_value.probe_ids).toEqual([p1]);
+
+    const del = await h.call("DELETE", `/api/v1/targets/${id}`, { token: op });
+    expect(del.status).toBe(204);
+    expect((await get(`/api/v1/targets/${id}`)).status).toBe(404);
+    const [left] = await h.deps.sql`select count(*)::int as n from target_probes where target_id = ${id}`;
+    expect(left?.n).toBe(0);
   });
 });

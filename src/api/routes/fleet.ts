@@ -9,7 +9,7 @@ import { type Tx, withTenant } from "../../storage/db.ts";
 import type { ApiDeps } from "../deps.ts";
 import { guardPlugin, type RequestInfo } from "../guard.ts";
 import { audit } from "../lib/audit.ts";
-import { mapWriteError, notFound } from "../lib/http-errors.ts";
+import { invalid, mapWriteError, notFound } from "../lib/http-errors.ts";
 import { columnNames, jsonObject, likePattern, list, listJson, PageQuery } from "../lib/list.ts";
 import { IdParams, JsonObject, Name, Tags } from "../lib/params.ts";
 import { tenantRead } from "../lib/tx.ts";
@@ -222,6 +222,13 @@ export function fleetRoutes(deps: ApiDeps) {
   };
   const setProbes = async (t: Tx, tenantId: string, targetId: string, ids: string[] | undefined) => {
     if (ids === undefined) return;
+    if (ids.length) {
+      // row-level security: another tenant's probe is as unknown as one that never existed
+      const found = await t<{ id: string }[]>`select id from probes where id = any(${ids}::uuid[])`;
+      const known = new Set(found.map((p) => p.id));
+      const missing = ids.filter((i) => !known.has(i.toLowerCase()));
+      if (missing.length) throw invalid("body/probe_ids", `no such probe: ${missing.join(", ")}`);
+    }
     await t`delete from target_probes where target_id = ${targetId}`;
     for (const p of ids) {
       await t`insert into target_probes (tenant_id, target_id, probe_id) values (${tenantId}, ${targetId}, ${p})`;
@@ -301,7 +308,7 @@ export function fleetRoutes(deps: ApiDeps) {
       "/targets/:id",
       ({ params, body, req }) =>
         tx(req, async (t) => {
-          const old = await one(t, "targets", TARGET_COLS, params.id, "target", false);
+          const old = await one(t, "targets", TARGET_COLS, params.id, "target", true);
           await t`
             update targets set
               name = coalesce(${body.name ?? null}, name),
