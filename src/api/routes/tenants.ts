@@ -17,6 +17,7 @@ import { forgetPrincipals, revokedSessionKey } from "../principal.ts";
 export function slugify(name: string): string {
   const s = name
     .normalize("NFKD")
+    .replace(/\p{M}/gu, "") // the accents NFKD split off: "É" is "e", not "e-"
     .toLowerCase()
     .replace(/[^a-z0-9]+/g, "-")
     .replace(/^-+|-+$/g, "")
