@@ -63,3 +63,23 @@ test("a NUL character anywhere in the query or a JSON body: 422 naming where, be
   });
   expect(literal.status).toBe(401);
 });
+
+test("answers the edge gives before routing (429, 413, 422) carry a request id too", async () => {
+  h.clock.t += 61_000;
+  const nul = await h.call("GET", "/api/v1/agents?q=%00", { headers: { "x-request-id": "edge-req-1" } });
+  expect(nul.status).toBe(422);
+  expect(nul.headers.get("x-request-id")).toBe("edge-req-1");
+  const big = await h.call("POST", "/api/v1/auth/login", {
+    raw: "x".repeat(h.deps.config.api.max_body_bytes + 1),
+    headers: {
+      "content-type": "application/json",
+      "content-length": String(h.deps.config.api.max_body_bytes + 1),
+    },
+  });
+  expect(big.status).toBe(413);
+  expect(big.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+  for (let i = 0; i < LIMIT; i++) await me();
+  const limited = await me();
+  expect(limited.status).toBe(429);
+  expect(limited.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+});

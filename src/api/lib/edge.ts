@@ -21,6 +21,13 @@ const envelope = (
     headers: { "content-type": "application/json", ...headers },
   });
 
+/** As src/app/http.ts keeps an incoming X-Request-Id: the answers given here come before its hook runs. */
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const requestIdOf = (request: Request) => {
+  const incoming = request.headers.get("x-request-id");
+  return incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
+};
+
 const NUL_MESSAGE = "contains a NUL character, which no text field can hold; remove it";
 
 /** The path of the first string (or key) holding a NUL character in a parsed JSON body, else null. */
@@ -74,7 +81,8 @@ export function edgePlugin(deps: ApiDeps) {
       const path = new URL(request.url).pathname;
       if (!isApi(path)) return;
       const origin = request.headers.get("origin");
-      const corsHeaders: Record<string, string> = {};
+      // every answer given here, before routing, carries a request id like the others
+      const corsHeaders: Record<string, string> = { "x-request-id": requestIdOf(request) };
       if (origin && originAllowed(origin, cors.allowed_origins)) {
         corsHeaders["access-control-allow-origin"] = origin;
         corsHeaders["access-control-allow-credentials"] = "true";
@@ -106,6 +114,7 @@ export function edgePlugin(deps: ApiDeps) {
           413,
           "PAYLOAD_TOO_LARGE",
           `the request body is larger than ${maxBody} bytes (api.max_body_bytes)`,
+          corsHeaders,
         );
       }
       if (rl.enabled) {
