@@ -1,6 +1,6 @@
 /**
  * Shared counters: the in-memory store and the Redis store (a real redis-server on a free loopback port) behave
- * the same; two API instances on one Redis share the sign-in back-off per address.
+ * the same; two API instances on one Redis share the sign-in back-off per address and the request rate limit.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type CounterStore, memoryStore, redisStore } from "../../src/api/lib/store.ts";
@@ -90,4 +90,18 @@ test("two API instances on one Redis share the per-address sign-in block", async
     body: { email: "u@x.test", password: "whatever" },
   });
   expect(blocked.status).toBe(429);
+});
+
+test("two API instances on one Redis share the request rate limit (api.rate_limiting)", async () => {
+  const prefix = `rl${crypto.randomUUID()}:`;
+  const s1 = await redisStore(url, prefix);
+  const s2 = await redisStore(url, prefix);
+  stores.push(s1, s2);
+  const limit = { rate_limiting: { enabled: true, requests_per_minute: 4 } };
+  const a = await harness(limit, s1);
+  const b = await harness(limit, s2);
+  const statuses: number[] = [];
+  for (const inst of [a, b, a, b, a, b]) statuses.push((await inst.call("GET", "/api/v1/auth/me")).status);
+  // four requests in all are allowed, whichever instance answers them; then both refuse
+  expect(statuses).toEqual([401, 401, 401, 401, 429, 429]);
 });
