@@ -275,6 +275,17 @@ describe("operator CA and limits", () => {
   });
 });
 
+describe("readiness (the collector's shared /ready lists each role's reason)", () => {
+  test("ready only while the gRPC server listens; stop twice is safe", async () => {
+    const g = await startGateway();
+    expect(g.gw.readiness?.()).toBeNull();
+    await g.gw.stop();
+    expect(g.gw.readiness?.()).toBe("gateway: gRPC server not listening yet");
+    await g.stop(); // stops the gateway again, then closes NATS
+    expect(g.gw.readiness?.()).toMatch(/not listening/);
+  });
+});
+
 describe("max_connections", () => {
   test("beyond it a new stream is RESOURCE_EXHAUSTED, counted, and the open ones keep working", async () => {
     const g = await startGateway({ max_connections: 2, rate_limiting: { enabled: false } });
