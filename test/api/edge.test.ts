@@ -83,3 +83,17 @@ test("answers the edge gives before routing (429, 413, 422) carry a request id t
   expect(limited.status).toBe(429);
   expect(limited.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
 });
+
+test("CORS: an origin named in the config may send credentials; one allowed only through * may not", async () => {
+  const c = await harness({ cors: { allowed_origins: ["https://ui.example.com", "*"] } });
+  const pre = (origin: string) =>
+    c.call("OPTIONS", "/api/v1/agents", {
+      headers: { origin, "access-control-request-method": "GET" },
+    });
+  const named = await pre("https://ui.example.com");
+  expect(named.headers.get("access-control-allow-origin")).toBe("https://ui.example.com");
+  expect(named.headers.get("access-control-allow-credentials")).toBe("true");
+  const any = await pre("https://elsewhere.test");
+  expect(any.headers.get("access-control-allow-origin")).toBe("https://elsewhere.test");
+  expect(any.headers.get("access-control-allow-credentials")).toBeNull();
+});

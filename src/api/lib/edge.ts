@@ -85,7 +85,15 @@ export function edgePlugin(deps: ApiDeps) {
       const corsHeaders: Record<string, string> = { "x-request-id": requestIdOf(request) };
       if (origin && originAllowed(origin, cors.allowed_origins)) {
         corsHeaders["access-control-allow-origin"] = origin;
-        corsHeaders["access-control-allow-credentials"] = "true";
+        // credentials (cookies) only for origins named in the config, never for "*": any site at all must
+        // not send requests with the browser's cookies (bearer tokens, which the API uses, need none)
+        if (
+          originAllowed(
+            origin,
+            cors.allowed_origins.filter((o) => o !== "*"),
+          )
+        )
+          corsHeaders["access-control-allow-credentials"] = "true";
         corsHeaders.vary = "Origin";
         corsHeaders["access-control-expose-headers"] = "X-Request-Id, Retry-After";
         Object.assign(set.headers, corsHeaders);
