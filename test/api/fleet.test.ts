@@ -204,3 +204,21 @@ describe("targets: their tests and assigned probes", () => {
     expect(left?.n).toBe(0);
   });
 });
+
+describe("probes and agents: what PATCH changes", () => {
+  test("a probe's location is set and cleared; an agent has none to set (422)", async () => {
+    const op = (await login(h, "op@fleet.test")).access_token;
+    const [p] = await h.deps.sql`select id from probes where name = 'probe-2'`;
+    const set = await h.call("PATCH", `/api/v1/probes/${p?.id}`, { token: op, body: { location: "Lyon" } });
+    expect(set.status).toBe(200);
+    expect(set.body.location).toBe("Lyon");
+    const kept = await h.call("PATCH", `/api/v1/probes/${p?.id}`, { token: op, body: { tags: ["dc2"] } });
+    expect(kept.body).toMatchObject({ location: "Lyon", tags: ["dc2"] });
+    const cleared = await h.call("PATCH", `/api/v1/probes/${p?.id}`, { token: op, body: { location: null } });
+    expect(cleared.body.location).toBeNull();
+    const [a] = await h.deps.sql`select id from agents where name = 'db-1'`;
+    const agent = await h.call("PATCH", `/api/v1/agents/${a?.id}`, { token: op, body: { location: "Lyon" } });
+    expect(agent.status).toBe(422);
+    expect(agent.body.details[0].path).toBe("body/location");
+  });
+});

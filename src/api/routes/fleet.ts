@@ -118,6 +118,11 @@ export function fleetRoutes(deps: ApiDeps) {
                 name = coalesce(${body.name ?? null}, name),
                 tags = coalesce(${body.tags ?? null}::text[], tags),
                 config = coalesce(${body.config === undefined ? null : t.json(body.config as never)}, config),
+                ${
+                  kind === "probes" && "location" in body && body.location !== undefined
+                    ? t`location = ${body.location},`
+                    : t``
+                }
                 status = case when ${body.enabled ?? null}::boolean is null then status
                               when ${body.enabled ?? null}::boolean then (case when status = 'disabled' then 'offline' else status end)
                               else (case when status = 'revoked' then status else 'disabled' end) end
@@ -141,10 +146,17 @@ export function fleetRoutes(deps: ApiDeps) {
               tags: t.Optional(Tags),
               config: t.Optional(JsonObject),
               enabled: t.Optional(t.Boolean()),
+              // a probe's location (null clears it); an agent's host facts come from the agent itself
+              ...(kind === "probes"
+                ? { location: t.Optional(t.Nullable(t.String({ maxLength: 200 }))) }
+                : {}),
             },
             { additionalProperties: false },
           ),
-          detail: { summary: `Update an ${what}: name, tags, config, enabled`, tags: [kind] },
+          detail: {
+            summary: `Update ${kind === "probes" ? "a probe: name, location" : "an agent: name"}, tags, config, enabled`,
+            tags: [kind],
+          },
         },
       )
       .delete(
