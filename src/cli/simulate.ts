@@ -118,9 +118,8 @@ export async function simulate(argv: string[]): Promise<number> {
     process.once("SIGTERM", () => resolve());
   });
   clearInterval(every);
-  // give in-flight batches a moment to be acknowledged before reporting
-  const deadline = Date.now() + 5000;
-  while (sim.stats().pending > 0 && Date.now() < deadline) await Bun.sleep(100);
+  // stop producing, and give what is in flight a moment to be acknowledged before reporting
+  await sim.drain(5000);
   await sim.stop();
   report();
   return 0;

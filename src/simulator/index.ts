@@ -57,6 +57,11 @@ export interface SimulatorStats {
 
 export interface Simulator {
   start(): Promise<void>;
+  /**
+   * Stops producing and keeps resending what is unacknowledged until every batch is acknowledged (or refused),
+   * or `timeoutMs` passes. Resolves the number of batches still pending.
+   */
+  drain(timeoutMs: number): Promise<number>;
   stop(): Promise<void>;
   stats(): SimulatorStats;
   identities(): Identity[];
@@ -73,6 +78,7 @@ export function createSimulator(o: SimulatorOptions): Simulator {
   const cache = o.reusePayloads ? new Map() : null;
   let ids: Identity[] = [];
   let timer: ReturnType<typeof setInterval> | null = null;
+  let producing = true;
   let latencies: number[] = [];
   const onAck = (ms: number) => {
     if (latencies.length < 200_000) latencies.push(ms);
@@ -135,7 +141,7 @@ export function createSimulator(o: SimulatorOptions): Simulator {
       let cursor = 0;
       let resendTick = 0;
       timer = setInterval(() => {
-        credit += perTick;
+        credit = producing ? credit + perTick : 0;
         // every agent's buffer full: the rest of the credit is dropped (no spinning over full agents)
         let full = 0;
         while (credit >= 1 && full < agents.length) {
@@ -147,6 +153,13 @@ export function createSimulator(o: SimulatorOptions): Simulator {
         if (++resendTick % 25 === 0) for (const a of agents) a.tick();
         if (kind === "probe" && resendTick % 3000 === 0) for (const a of agents) void a.loadAssignments();
       }, tickMs);
+    },
+    async drain(timeoutMs) {
+      producing = false;
+      const pending = () => agents.reduce((n, a) => n + a.pendingCount, 0);
+      const deadline = Date.now() + timeoutMs;
+      while (pending() > 0 && Date.now() < deadline) await Bun.sleep(50);
+      return pending();
     },
     async stop() {
       if (timer) clearInterval(timer);
