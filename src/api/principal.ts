@@ -221,7 +221,10 @@ export function clientIp(
   server: { requestIP(r: Request): { address: string } | null } | null,
 ): string {
   if (deps.config.api.trust_proxy) {
-    const xff = request.headers.get("x-forwarded-for")?.split(",")[0]?.trim();
+    // the last address is the one the trusted proxy added (or the only one, if it replaces the header); the
+    // ones before it are whatever the client sent, and taking the first let a client choose its address (a
+    // fresh one per guess got around the per-address sign-in block and the rate limit)
+    const xff = request.headers.get("x-forwarded-for")?.split(",").at(-1)?.trim();
     if (xff && /^[0-9a-f.:]{2,45}$/i.test(xff)) return xff;
   }
   return server?.requestIP(request)?.address ?? "127.0.0.1";

@@ -97,3 +97,18 @@ test("CORS: an origin named in the config may send credentials; one allowed only
   expect(any.headers.get("access-control-allow-origin")).toBe("https://elsewhere.test");
   expect(any.headers.get("access-control-allow-credentials")).toBeNull();
 });
+
+test("behind a trusted proxy the client address is the one the proxy added, not one the client wrote", async () => {
+  const p = await harness({ trust_proxy: true, auth: { lockout: { ip_max_failures: 2 } } });
+  const attempt = (xff: string) =>
+    p.call("POST", "/api/v1/auth/login", {
+      body: { email: "nobody@proxy.test", password: "wrong" },
+      headers: { "x-forwarded-for": xff, "user-agent": "xff-test" },
+    });
+  // the client prepends a new address each time; the proxy appends the real one
+  expect((await attempt("1.1.1.1, 203.0.113.7")).status).toBe(401);
+  expect((await attempt("2.2.2.2, 203.0.113.7")).status).toBe(401);
+  expect((await attempt("3.3.3.3, 203.0.113.7")).status).toBe(429);
+  // another real client is not blocked
+  expect((await attempt("1.1.1.1, 198.51.100.9")).status).toBe(401);
+});
