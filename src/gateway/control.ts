@@ -19,7 +19,7 @@ export function rekeyAt(notBefore: number, notAfter: number): number {
 }
 
 /** Reads an agent's configuration as the JSON text sent in ConfigUpdate (null: no such agent). */
-export async function agentConfigJson(sql: Sql, p: Principal): Promise<string | null> {
+async function agentConfigJson(sql: Sql, p: Principal): Promise<string | null> {
   const [row] = await withTenant(
     sql,
     p.tenantId,
@@ -33,6 +33,7 @@ type Push = (configJson: string) => void;
 /** The open Connect streams of this gateway, by agent, and the configuration changes pushed to them. */
 export class ControlChannels {
   private readonly open = new Map<string, { p: Principal; pushes: Set<Push> }>();
+  private readonly reading = new Map<string, Promise<void>>();
   private unlisten: (() => Promise<void>) | null = null;
 
   constructor(
@@ -56,8 +57,22 @@ export class ControlChannels {
     };
   }
 
-  /** Reads the agent's configuration and pushes it to each of its open Connect streams on this gateway. */
-  async changed(agentId: string): Promise<void> {
+  /**
+   * Reads the agent's configuration and pushes it to each of its open Connect streams on this gateway. Reads of
+   * one agent run one after the other, so a slow earlier read never pushes an older configuration after a newer
+   * one. Also how a new stream gets its first configuration (streams skip a configuration they already have).
+   */
+  changed(agentId: string): Promise<void> {
+    const prev = this.reading.get(agentId) ?? Promise.resolve();
+    const next = prev.then(() => this.readAndPush(agentId));
+    this.reading.set(agentId, next);
+    void next.finally(() => {
+      if (this.reading.get(agentId) === next) this.reading.delete(agentId);
+    });
+    return next;
+  }
+
+  private async readAndPush(agentId: string): Promise<void> {
     const e = this.open.get(agentId);
     if (!e) return;
     let json: string | null;
@@ -66,7 +81,7 @@ export class ControlChannels {
     } catch (err) {
       this.log.warn(
         { err: String(err), id: agentId },
-        "could not read an agent's new configuration; it gets it when it reconnects (check the database)",
+        "could not read an agent's configuration for Connect; it gets it at the next change or reconnect (check the database)",
       );
       return;
     }

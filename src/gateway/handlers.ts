@@ -12,7 +12,7 @@ import type { Principal } from "../pki/identity.ts";
 import { isInvalidMessage } from "../protocol/grpc.ts";
 import { probeAssignments } from "./assignments.ts";
 import { type Principals, principalKey } from "./auth.ts";
-import { agentConfigJson, type ControlChannels, rekeyAt } from "./control.ts";
+import { type ControlChannels, rekeyAt } from "./control.ts";
 import type { Enroller, EnrollRequest } from "./enroll.ts";
 import type { Intake, WireBatch } from "./intake.ts";
 import type { CallCounter, RateLimiter } from "./limits.ts";
@@ -379,15 +379,7 @@ function connectHandler(d: HandlerDeps) {
       call.write({ config: { config_json: json } });
     };
     s.onCleanup(d.control.register(p, pushConfig));
-    try {
-      const json = await agentConfigJson(d.sql, p);
-      if (json !== null) pushConfig(json);
-    } catch (err) {
-      d.log.warn(
-        { err: String(err), id: p.id },
-        "could not read the agent's configuration for Connect; it is sent when it changes or at the next connect (check the database)",
-      );
-    }
+    await d.control.changed(p.id);
     // re-key: ask for a new certificate before this one ends (at once when that time has already come)
     const cert = call.getAuthContext()?.sslPeerCertificate;
     const notAfter = Date.parse(cert?.valid_to ?? "");
