@@ -107,6 +107,30 @@ export async function tenantQuery<T extends readonly object[] = postgres.Row[]>(
   opts: TenantQueryOptions = {},
 ): Promise<T> {
   checkTenantId(tenantId);
+  try {
+    return await readOnce(sql, tenantId, fn, opts);
+  } catch (e) {
+    // A pooled connection whose server went away while it sat idle (PostgreSQL restarted, an administrator or
+    // a proxy closed it) fails the first statement sent on it. The statement is read-only: run it once more,
+    // on a new connection, instead of failing a request for a connection the caller never chose.
+    if (!(e instanceof CollectorError) || !droppedSession(e.cause)) throw e;
+    return readOnce(sql, tenantId, fn, opts);
+  }
+}
+
+/** An open session the server or the network ended (not a failure to connect: that would fail again). */
+function droppedSession(e: unknown): boolean {
+  if (e instanceof postgres.PostgresError) return e.code === "57P01"; // admin_shutdown: terminated, restarting
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === "CONNECTION_CLOSED" || code === "ECONNRESET" || code === "EPIPE";
+}
+
+async function readOnce<T extends readonly object[]>(
+  sql: Sql,
+  tenantId: string,
+  fn: ReadQuery<T>,
+  opts: TenantQueryOptions,
+): Promise<T> {
   let tx: postgres.ReservedSql;
   try {
     tx = await sql.reserve();

@@ -212,3 +212,50 @@ describe("tenantQuery (one read-only statement in one round trip)", () => {
     expect(e.code).toBe("BAD_REQUEST");
   });
 });
+
+describe("a session that ends under us (PostgreSQL restarted, a backend terminated)", () => {
+  const A = "aaaaaaaa-0000-4000-8000-00000000000a";
+  let sql: Sql;
+  let admin: Sql;
+  beforeAll(async () => {
+    const url = await emptyDatabase();
+    sql = open(url, 1); // one connection: the dead one must be replaced, not worked around
+    admin = open(url, 1);
+    await runMigrations(
+      sql,
+      await loadMigrationsFromDir(join(import.meta.dir, "../../migrations")),
+      silentLogger(),
+    );
+    await sql`insert into tenants (id, name, slug) values (${A}, 'A', 'a')`;
+    await sql`insert into agents (tenant_id, name) values (${A}, 'a-1')`;
+  });
+  const pid = async () =>
+    (await tenantQuery(sql, A, (tx) => tx<{ pid: number }[]>`select pg_backend_pid() as pid`))[0]?.pid;
+  const terminate = (p: number | undefined) => admin`select pg_terminate_backend(${p ?? 0})`;
+
+  test("an idle pooled connection the server ended: tenantQuery runs its read again on a new one", async () => {
+    const before = await pid();
+    await terminate(before);
+    const rows = await tenantQuery(sql, A, (tx) => tx<{ name: string }[]>`select name from agents`);
+    expect(rows.map((r) => r.name)).toEqual(["a-1"]);
+    expect(await pid()).not.toBe(before);
+  });
+
+  test("a backend terminated inside a transaction: DATABASE_UNAVAILABLE to the caller, no crash, the pool recovers", async () => {
+    // postgres.js 3.4.9 threw an uncaught TypeError here (a write queued for the closed socket), which ends
+    // the process; patches/postgres@3.4.9.patch settles it as CONNECTION_CLOSED instead
+    let victim: number | undefined;
+    const running = withTenant(sql, A, async (tx) => {
+      victim = (await tx<{ pid: number }[]>`select pg_backend_pid() as pid`)[0]?.pid;
+      await tx`select pg_sleep(5)`;
+    });
+    while (victim === undefined) await Bun.sleep(10);
+    await terminate(victim);
+    const e = await failure(running);
+    expect(e.code).toBe("DATABASE_UNAVAILABLE");
+    expect(e.message).toContain("check that the server");
+    await Bun.sleep(50); // a write the closed connection had queued runs now (setImmediate): it must not throw
+    const n = await withTenant(sql, A, (tx) => tx<{ n: number }[]>`select count(*)::int as n from agents`);
+    expect(n[0]?.n).toBe(1);
+  });
+});
