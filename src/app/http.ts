@@ -95,15 +95,18 @@ export function createHttpApp(deps: HttpDeps) {
           error: "the request body could not be parsed: send valid JSON with Content-Type: application/json",
         };
       }
+      const requestId = set.headers["x-request-id"]; // set by the derive above, unless it never ran
       deps.log.error(
-        { err: String(error), stack: (error as Error).stack },
+        { requestId, method: request.method, err: String(error), stack: (error as Error).stack },
         "unhandled error in HTTP handler",
       );
       set.status = 500;
       return {
         status: "error",
         errorType: "INTERNAL",
-        error: "internal error; the collector's log has the details",
+        error: requestId
+          ? `internal error; the collector's log has the details under requestId ${requestId}`
+          : "internal error; the collector's log has the details",
       };
     })
     .get("/health", () => ({ status: "ok" }))

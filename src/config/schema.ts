@@ -120,7 +120,7 @@ const api = Section("HTTP API, auth and the embedded web UI (role `api`).", {
   max_body_bytes: Int(1024 * 1024, "Largest request body accepted, in bytes (larger: 413).", 1024),
   trust_proxy: Bool(
     false,
-    "Take the client address from X-Forwarded-For (only behind a reverse proxy that sets it): rate limits and the audit log use it.",
+    "Take the client address from X-Forwarded-For (only behind one reverse proxy that appends to it): its last entry, the one the proxy added, is what rate limits, sign-in blocks and the audit log use.",
   ),
   auth: Section("User authentication.", {
     jwt_secret: Secret(
@@ -185,7 +185,11 @@ const api = Section("HTTP API, auth and the embedded web UI (role `api`).", {
 const gateway = Section("gRPC endpoint for agents and probes (role `gateway`).", {
   host: Str("127.0.0.1", "Address the gRPC gateway listens on. `0.0.0.0` to accept agents from the network."),
   grpc_port: Port(9443, "gRPC (mTLS) port. 0 = any free port (tests)."),
-  max_connections: Int(10000, "Concurrent agent connections accepted.", 1),
+  max_connections: Int(
+    10000,
+    "Concurrent open streams (SendMetrics, SendLogs, SendResults, SendSnmp, Connect) over all agents and probes; one more is refused RESOURCE_EXHAUSTED. Unary calls are bounded by the rate limit.",
+    1,
+  ),
   max_message_bytes: Int(4 * MiB, "Largest gRPC message accepted (compressed batch), in bytes.", 1),
   max_uncompressed_bytes: Int(64 * MiB, "Largest batch accepted once decompressed, in bytes.", 1),
   tls: Section(

@@ -52,6 +52,8 @@ export interface Rig {
   produce(on: boolean): void;
   pending(): number;
   rows(): Promise<number>;
+  /** TELEMETRY streams (the collector's default nats.telemetry_shards). */
+  shards: number;
   /** What the TELEMETRY streams (every shard) hold. */
   streamBytes(): Promise<{ bytes: number; messages: number }>;
   /** Lowers every shard's max_bytes to what it holds + `headroom`: the streams are full soon after. */
@@ -233,6 +235,7 @@ export async function startRig(o: RigOptions): Promise<Rig> {
     },
     pending: () => agents.reduce((n, a) => n + a.pendingCount, 0),
     rows: () => metricRows(sql, tenant),
+    shards: limits.shards,
     async streamBytes() {
       const jsm = await jetstreamManager(nc);
       const held = { bytes: 0, messages: 0 };

@@ -108,7 +108,10 @@ test(
       "the gateway to push back on a full stream",
     );
     const full = await rig.streamBytes();
-    expect(full.bytes).toBeGreaterThan(held.bytes + P.headroom * 0.8);
+    // batches went into the headroom, and no shard took more than its limit (a shard refuses the batch that
+    // would cross it, so one that pushes back holds its limit less at most one batch)
+    expect(full.bytes).toBeGreaterThan(held.bytes);
+    expect(full.bytes).toBeLessThanOrEqual(held.bytes + rig.shards * P.headroom);
     await Bun.sleep(P.steadyMs);
     await rig.restoreStreamLimits();
     await rig.startWorker();
