@@ -9,10 +9,10 @@ import { type Client, status } from "@grpc/grpc-js";
 import { JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
 import { publishError } from "../../src/gateway/intake.ts";
 import { encodePayload } from "../../src/protocol/index.ts";
-import { enroll, identityClient, unaryCall } from "../../src/simulator/client.ts";
+import { identityClient, unaryCall } from "../../src/simulator/client.ts";
 import { makePayload, simHost } from "../../src/simulator/data.ts";
 import { type PrivateNats, privateNats } from "../support/nats.ts";
-import { createTenant, createToken, type Harness, startGateway, telemetryMessages } from "./harness.ts";
+import { createTenant, enrollAgent, type Harness, startGateway, telemetryMessages } from "./harness.ts";
 import { openStream, refusal } from "./helpers.ts";
 
 const MAX_BYTES = 64 * 1024;
@@ -40,11 +40,7 @@ afterAll(async () => {
 
 describe("back-pressure when the TELEMETRY stream is full", () => {
   test("the batch that does not fit is RESOURCE_EXHAUSTED, nothing is lost, the resend succeeds after a drain", async () => {
-    const id = await enroll({
-      address: h.address,
-      caPem: h.gw.caPem,
-      token: await createToken(h.sql, tenant),
-    });
+    const id = await enrollAgent(h, tenant);
     const c = identityClient(id, h.address);
     clients.push(c);
     const host = simHost(1);

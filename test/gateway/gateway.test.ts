@@ -14,6 +14,7 @@ import {
   countMessages,
   createTenant,
   createToken,
+  enrollAgent as enrollNew,
   type Harness,
   startGateway,
   telemetryMessages,
@@ -57,9 +58,7 @@ function track<T extends Client>(c: T): T {
   return c;
 }
 
-async function enrollAgent(t = tenant): Promise<Identity> {
-  return enroll({ address: h.address, caPem: h.gw.caPem, token: await createToken(h.sql, t) });
-}
+const enrollAgent = (t = tenant): Promise<Identity> => enrollNew(h, t);
 
 beforeAll(async () => {
   h = await startGateway({ max_message_bytes: 1024 * 1024, enrollment_failures_per_minute: 100_000 });

@@ -10,6 +10,7 @@ import { silentLogger } from "../../src/observability/logger.ts";
 import { Registry } from "../../src/observability/metrics.ts";
 import { generateEnrollmentToken } from "../../src/pki/tokens.ts";
 import { createKeyring } from "../../src/security/keyring.ts";
+import { enroll, type Identity } from "../../src/simulator/client.ts";
 import { type Sql, withAdmin } from "../../src/storage/db.ts";
 import { testNats } from "../support/nats.ts";
 import { migratedSql } from "../support/pg.ts";
@@ -150,4 +151,9 @@ export async function countMessages(
   const jsm = await jetstreamManager(nc);
   const info = await jsm.streams.info(stream, { subjects_filter: filter });
   return Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
+}
+
+/** A new agent of `tenantId`, enrolled through the harness's gateway with a token of its own. */
+export async function enrollAgent(h: Harness, tenantId: string): Promise<Identity> {
+  return enroll({ address: h.address, caPem: h.gw.caPem, token: await createToken(h.sql, tenantId) });
 }

@@ -19,6 +19,7 @@ import {
   countMessages,
   createTenant,
   createToken,
+  enrollAgent,
   type Harness,
   startGateway,
   telemetryMessages,
@@ -75,21 +76,13 @@ const inv = (id: string) => {
 describe("operator CA and limits", () => {
   test("client certificates are signed by the operator's CA", async () => {
     expect(h.gw.caPem).toBe(caCert.toString("pem"));
-    const id = await enroll({
-      address: h.address,
-      caPem: h.gw.caPem,
-      token: await createToken(h.sql, tenant),
-    });
+    const id = await enrollAgent(h, tenant);
     const cert = new x509.X509Certificate(id.certPem);
     expect(await cert.verify({ publicKey: caCert.publicKey })).toBe(true);
   });
 
   test("an expired certificate from the right CA is UNAUTHENTICATED", async () => {
-    const id = await enroll({
-      address: h.address,
-      caPem: h.gw.caPem,
-      token: await createToken(h.sql, tenant),
-    });
+    const id = await enrollAgent(h, tenant);
     const expired = await expiredIdentity(caCert, caKey, id);
     const c = identityClient(expired, h.address);
     clients.push(c);
@@ -107,11 +100,7 @@ describe("operator CA and limits", () => {
   });
 
   test("an open stream is closed UNAUTHENTICATED when its client certificate expires", async () => {
-    const id = await enroll({
-      address: h.address,
-      caPem: h.gw.caPem,
-      token: await createToken(h.sql, tenant),
-    });
+    const id = await enrollAgent(h, tenant);
     const short = await shortLivedIdentity(caCert, caKey, id, 4000);
     const c = identityClient(short, h.address);
     clients.push(c);
@@ -135,11 +124,7 @@ describe("operator CA and limits", () => {
   }, 20_000);
 
   test("an open Connect is asked to re-key before its certificate ends, not only at connect", async () => {
-    const id = await enroll({
-      address: h.address,
-      caPem: h.gw.caPem,
-      token: await createToken(h.sql, tenant),
-    });
+    const id = await enrollAgent(h, tenant);
     // valid from 2 s ago for 10 s more: re-key is due a third of the lifetime before the end (~6 s from now)
     const c = identityClient(await shortLivedIdentity(caCert, caKey, id, 10_000, 2000), h.address);
     clients.push(c);
@@ -155,11 +140,7 @@ describe("operator CA and limits", () => {
   }, 20_000);
 
   test("streams beyond max_streams_per_source are RESOURCE_EXHAUSTED; closing one frees its slot", async () => {
-    const id = await enroll({
-      address: h.address,
-      caPem: h.gw.caPem,
-      token: await createToken(h.sql, tenant),
-    });
+    const id = await enrollAgent(h, tenant);
     const c = identityClient(id, h.address);
     clients.push(c);
     const a = openStream(c, "Connect");
@@ -185,11 +166,7 @@ describe("operator CA and limits", () => {
   });
 
   test("beyond the per-agent rate, batches are answered RESOURCE_EXHAUSTED with a retry hint", async () => {
-    const id = await enroll({
-      address: h.address,
-      caPem: h.gw.caPem,
-      token: await createToken(h.sql, tenant),
-    });
+    const id = await enrollAgent(h, tenant);
     const c = identityClient(id, h.address);
     clients.push(c);
     const s = openStream(c, "SendMetrics");
@@ -209,11 +186,7 @@ describe("operator CA and limits", () => {
   });
 
   test("the rate limit also covers heartbeats, GetAssignments and RenewCertificate", async () => {
-    const id = await enroll({
-      address: h.address,
-      caPem: h.gw.caPem,
-      token: await createToken(h.sql, tenant),
-    });
+    const id = await enrollAgent(h, tenant);
     const c = identityClient(id, h.address);
     clients.push(c);
     // burst 3 at 1/s: the first answers, then the stream is ended
