@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, test } from "bun:test";
+import { renderSVG } from "uqr";
 import { needsRehash, PASSWORD_PARAMS } from "../../src/auth/passwords.ts";
 import { totpNow } from "../../src/auth/totp.ts";
 import { type Harness, harness, login, PASSWORD, passwordHash, seedTenant, seedUser } from "./harness.ts";
@@ -165,6 +166,8 @@ describe("TOTP MFA", () => {
     const en = await h.call("POST", "/api/v1/auth/mfa/enroll", { token: t.access_token });
     expect(en.status).toBe(200);
     expect(en.body.otpauth_uri).toStartWith("otpauth://totp/");
+    expect(en.body.qr_svg).toStartWith("<svg");
+    expect(en.body.qr_svg).toBe(renderSVG(en.body.otpauth_uri, { border: 2, pixelSize: 6 })); // the URI's QR
     const secret = en.body.secret as string;
     const [stored] = await h.deps.sql`select totp_secret_encrypted from users where email = ${email}`;
     expect(Buffer.from(stored?.totp_secret_encrypted).toString()).not.toContain(secret);

@@ -5,6 +5,7 @@
  * A code is accepted once: its time step is recorded, and the same or an earlier step is refused (replay).
  */
 import { Elysia, t } from "elysia";
+import { renderSVG } from "uqr";
 import { verifyPassword } from "../../auth/passwords.ts";
 import { normalizeRecoveryCode, recoveryCode, sha256 } from "../../auth/secrets.ts";
 import { checkTotp, newTotpSecret, totpUri } from "../../auth/totp.ts";
@@ -142,11 +143,21 @@ export function mfaRoutes(deps: ApiDeps, completeLogin: CompleteLogin) {
           );
           return u.email;
         });
-        return { secret, otpauth_uri: totpUri(secret, mfa.issuer, email), issuer: mfa.issuer };
+        const uri = totpUri(secret, mfa.issuer, email);
+        // the QR code drawn here: an appliance's browser may have no way to fetch a QR library or service
+        return {
+          secret,
+          otpauth_uri: uri,
+          qr_svg: renderSVG(uri, { border: 2, pixelSize: 6 }),
+          issuer: mfa.issuer,
+        };
       },
       {
         auth: { role: "viewer", tenant: false, restricted: true },
-        detail: { summary: "Start MFA enrolment: secret and otpauth:// URI (QR code)", tags: ["auth"] },
+        detail: {
+          summary: "Start MFA enrolment: secret, otpauth:// URI and its QR code (SVG)",
+          tags: ["auth"],
+        },
       },
     )
     .post(
