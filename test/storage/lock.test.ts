@@ -57,6 +57,28 @@ describe("SessionLock", () => {
     await b.close();
   });
 
+  test("a session that stops answering (its backend frozen) is given up after the check timeout; the lock comes back on a new one", async () => {
+    const key = [0x7e57, 2] as const; // not KEY: the frozen session holds this one until it ends
+    const a = new SessionLock(sql, key, silentLogger(), "a", 500);
+    expect(await a.ensure()).toBe(true);
+    const [s] = await a.sql<{ pid: number }[]>`select pg_backend_pid() as pid`;
+    const backend = s?.pid as number;
+    process.kill(backend, "SIGSTOP"); // a hung server or a network that drops packets: no error, no answer
+    try {
+      expect(await a.ensure()).toBe(false); // after 0.5 s, not never
+      expect(a.held).toBe(false);
+      const b = new SessionLock(sql, key, silentLogger(), "b");
+      expect(await b.ensure()).toBe(false); // the frozen session still holds it: nobody else may lead yet
+      await b.close();
+    } finally {
+      process.kill(backend, "SIGCONT"); // it finds its client gone and exits, releasing the lock
+    }
+    await waitFor(async () => a.ensure(), 10_000, "the lock to be taken on the new session");
+    const [now] = await a.sql<{ pid: number }[]>`select pg_backend_pid() as pid`;
+    expect(now?.pid).not.toBe(backend);
+    await a.close();
+  });
+
   test("a server restart loses the lock without hanging; it is taken again once the server is back", async () => {
     const a = new SessionLock(sql, KEY, silentLogger(), "a");
     expect(await a.ensure()).toBe(true);
