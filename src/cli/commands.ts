@@ -11,6 +11,7 @@ import { createLogger, type Logger } from "../observability/logger.ts";
 import { connect } from "../storage/db.ts";
 import { runMigrations } from "../storage/migrate.ts";
 import { parseArgs } from "./args.ts";
+import { exitOnCrash } from "./crash.ts";
 
 const COMMON = `Options:
   --config FILE     YAML configuration file (every key optional; see the README's configuration reference)
@@ -105,6 +106,7 @@ export async function serve(argv: string[]): Promise<number> {
   };
   process.on("SIGTERM", () => onSignal("SIGTERM"));
   process.on("SIGINT", () => onSignal("SIGINT"));
+  exitOnCrash(log, () => collector.stop());
   await collector.start();
   return new Promise<number>(() => {}); // runs until a signal
 }
