@@ -84,6 +84,18 @@ describe("collector", () => {
       expect(c.children.get(child)!.pid).not.toBe(pid);
       const text = await (await fetch(`${c.base}/metrics`)).text();
       expect(metricValue(text, "secumon_child_restarts_total", `child="${child}"`)).toBe(1);
+      if (child === "postgres") {
+        // the API's pooled connections died with the server: the first requests after it is back are answered
+        // (a sign-in looks the user up: 401 for an unknown one), not 503
+        for (let i = 0; i < 5; i++) {
+          const r = await fetch(`${c.base}/api/v1/auth/login`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ email: `nobody${i}@example.test`, password: "not the password" }),
+          });
+          expect(r.status).toBe(401);
+        }
+      }
     });
   }
 

@@ -194,7 +194,30 @@ export function withAdmin<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Promise<T> {
 
 async function inRole<T>(sql: Sql, role: string, tenantId: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
   try {
+    return await inRoleOnce(sql, role, tenantId, fn);
+  } catch (e) {
+    // BEGIN failed on a pooled connection whose server went away while it sat idle (see tenantQuery): nothing
+    // of `fn` ran, so the transaction runs once more, on a new connection
+    if (!(e instanceof NotBegun)) throw e;
+    return inRoleOnce(sql, role, tenantId, fn).catch((again: unknown) => {
+      throw again instanceof NotBegun ? mapDatabaseError(again.cause, sql) : again;
+    });
+  }
+}
+
+/** A transaction whose BEGIN failed on a dropped session, before `fn` was called. */
+class NotBegun extends Error {}
+
+async function inRoleOnce<T>(
+  sql: Sql,
+  role: string,
+  tenantId: string,
+  fn: (tx: Tx) => Promise<T>,
+): Promise<T> {
+  let begun = false;
+  try {
     const result = await sql.begin(async (tx) => {
+      begun = true;
       // not awaited: fn's first statement is pipelined right behind it on the same connection, which runs
       // them in order (one round trip less per transaction). Should it fail, the transaction is aborted and
       // fn's statements fail too: nothing ever runs without the role and tenant.
@@ -206,6 +229,7 @@ async function inRole<T>(sql: Sql, role: string, tenantId: string, fn: (tx: Tx) 
     });
     return result as T;
   } catch (e) {
+    if (!begun && droppedSession(e)) throw new NotBegun("BEGIN failed on a dropped session", { cause: e });
     throw mapDatabaseError(e, sql);
   }
 }

@@ -241,6 +241,18 @@ describe("a session that ends under us (PostgreSQL restarted, a backend terminat
     expect(await pid()).not.toBe(before);
   });
 
+  test("an idle pooled connection the server ended: withTenant begins its transaction again on a new one", async () => {
+    const [before] = await withTenant(sql, A, (tx) => tx<{ pid: number }[]>`select pg_backend_pid() as pid`);
+    await terminate(before?.pid);
+    const after = await withTenant(sql, A, async (tx) => {
+      await tx`insert into agents (tenant_id, name) values (${A}, 'written-once')`;
+      return (await tx<{ pid: number }[]>`select pg_backend_pid() as pid`)[0]?.pid;
+    });
+    expect(after).not.toBe(before?.pid);
+    expect(await sql`select 1 from agents where name = 'written-once'`).toHaveLength(1);
+    await sql`delete from agents where name = 'written-once'`;
+  });
+
   test("a backend terminated inside a transaction: DATABASE_UNAVAILABLE to the caller, no crash, the pool recovers", async () => {
     // postgres.js 3.4.9 threw an uncaught TypeError here (a write queued for the closed socket), which ends
     // the process; patches/postgres@3.4.9.patch settles it as CONNECTION_CLOSED instead
