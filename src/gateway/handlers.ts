@@ -406,7 +406,13 @@ function connectHandler(d: HandlerDeps) {
     call.on("data", (m) => {
       if (s.isClosed()) return;
       if (isInvalidMessage(m)) {
-        s.end(invalidArgument(`malformed AgentMessage: ${m.reason}`, "malformed_request"));
+        d.metrics.refusals.inc({ reason: "malformed_request" });
+        s.end(
+          invalidArgument(
+            `malformed AgentMessage: ${m.reason}; the stream is closed (send AgentMessage of secumon.v1, then reconnect)`,
+            "malformed_request",
+          ),
+        );
         return;
       }
       // heartbeats count against the per-agent rate like any request: a flood ends the stream

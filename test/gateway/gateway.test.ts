@@ -587,7 +587,8 @@ describe("Connect (control channel)", () => {
     expect((await conn.closed).code).toBe(status.OK);
   });
 
-  test("a message that is not an AgentMessage ends Connect with INVALID_ARGUMENT", async () => {
+  test("a message that is not an AgentMessage ends Connect with INVALID_ARGUMENT, counted", async () => {
+    const before = metric("secumon_gateway_refused_calls_total", 'reason="malformed_request"');
     const id = await enrollAgent();
     const c = track(identityClient(id, h.address));
     const call = c.makeBidiStreamRequest(
@@ -596,10 +597,16 @@ describe("Connect (control channel)", () => {
       (b: Buffer) => b,
       new Metadata(),
     );
-    const closed = new Promise<{ code: number }>((r) => call.on("error", (e: { code: number }) => r(e)));
+    const closed = new Promise<{ code: number; details: string }>((r) =>
+      call.on("error", (e: { code: number; details: string }) => r(e)),
+    );
     call.on("data", () => {});
     call.write(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f, 0x01]));
-    expect((await closed).code).toBe(status.INVALID_ARGUMENT);
+    const e = await closed;
+    expect(e.code).toBe(status.INVALID_ARGUMENT);
+    expect(e.details).toMatch(/malformed AgentMessage.*reconnect/);
+    // docs/protocol.md: refused_calls_total{reason="malformed_request"}, as on every other call
+    expect(metric("secumon_gateway_refused_calls_total", 'reason="malformed_request"')).toBe(before + 1);
   });
 });
 
