@@ -6,6 +6,7 @@
  */
 import { Elysia } from "elysia";
 import { CollectorError, isCollectorError } from "../lib/errors.ts";
+import { requestIdOf } from "../lib/request-id.ts";
 import type { Logger } from "../observability/logger.ts";
 import { METRICS_CONTENT_TYPE, type Registry } from "../observability/metrics.ts";
 
@@ -15,8 +16,6 @@ export interface HttpDeps {
   /** Reasons the collector is not ready; empty when it is. */
   notReady: () => string[];
 }
-
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export function createHttpApp(deps: HttpDeps) {
   const requests = deps.metrics.counter({
@@ -34,8 +33,7 @@ export function createHttpApp(deps: HttpDeps) {
   // normalize: false — an unknown field in a body is an error (422), not silently dropped
   return new Elysia({ name: "collector/http", normalize: false })
     .derive({ as: "global" }, ({ request, set }) => {
-      const incoming = request.headers.get("x-request-id");
-      const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
+      const requestId = requestIdOf(request);
       set.headers["x-request-id"] = requestId;
       started.set(request, performance.now());
       return { requestId, log: deps.log.child({ requestId }) };

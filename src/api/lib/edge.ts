@@ -5,6 +5,7 @@
  */
 import { Elysia } from "elysia";
 import { CollectorError } from "../../lib/errors.ts";
+import { requestIdOf } from "../../lib/request-id.ts";
 import { withAdmin } from "../../storage/db.ts";
 import type { ApiDeps } from "../deps.ts";
 import { clientIp, isUuid } from "../principal.ts";
@@ -20,13 +21,6 @@ const envelope = (
     status,
     headers: { "content-type": "application/json", ...headers },
   });
-
-/** As src/app/http.ts keeps an incoming X-Request-Id: the answers given here come before its hook runs. */
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-const requestIdOf = (request: Request) => {
-  const incoming = request.headers.get("x-request-id");
-  return incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
-};
 
 const NUL_MESSAGE = "contains a NUL character, which no text field can hold; remove it";
 

@@ -1,0 +1,11 @@
+/**
+ * The id of an HTTP request, in its answer's X-Request-Id and in every log line about it: the caller's own
+ * X-Request-Id when it is a plausible id (a proxy's or a client's, for tracing across systems), else a new
+ * UUID. One rule for every answer, whether the API's edge gives it before routing or a route does.
+ */
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function requestIdOf(request: Request): string {
+  const incoming = request.headers.get("x-request-id");
+  return incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
+}
