@@ -207,12 +207,12 @@ export function createGateway(deps: GatewayDeps): GatewayService {
         });
       });
     }
+    await control?.stop(); // the reverse of start: the last LISTEN opened is the first closed
+    control = null;
     await presence?.stop();
     presence = null;
     await principals?.stop();
     principals = null;
-    await control?.stop();
-    control = null;
   }
 
   return {
