@@ -25,3 +25,13 @@ for (const how of ["throw", "reject"] as const) {
     expect(lines.some((l) => l.stopped === true)).toBe(true);
   });
 }
+
+test("a stop that hangs on nothing the event loop waits for still ends in exit 1, not 0", async () => {
+  const p = Bun.spawn([process.execPath, join(import.meta.dir, "support/crash-child.ts"), "hang"], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  expect(await p.exited).toBe(1);
+  const out = await new Response(p.stdout).text();
+  expect(JSON.parse(out.trim().split("\n")[0]!).level).toBe("fatal");
+});

@@ -16,6 +16,9 @@ export function exitOnCrash(log: Logger, stop: () => Promise<void>, stopTimeoutM
     );
     if (crashed) return; // a second crash while stopping: the first one's exit follows
     crashed = true;
+    // should the stop hang on something that holds no handle, the event loop empties and the process ends on
+    // its own, before the bound's unref'd timer: with exit code 1 still, not 0
+    process.exitCode = 1;
     const bound = new Promise<void>((resolve) => setTimeout(resolve, stopTimeoutMs).unref?.());
     void Promise.race([stop().catch(() => {}), bound]).finally(() => process.exit(1));
   };
