@@ -86,7 +86,19 @@ export class ControlChannels {
       return;
     }
     if (json === null) return; // deleted: the principal listener closes its streams
-    for (const push of this.open.get(agentId)?.pushes ?? []) push(json);
+    for (const push of this.open.get(agentId)?.pushes ?? []) {
+      // one stream failing to take it must not keep it from the agent's other streams, nor reject this read:
+      // the chain of reads is awaited by Connect and `void`-ed by the listener (an unhandled rejection ends
+      // the process, src/cli/crash.ts)
+      try {
+        push(json);
+      } catch (err) {
+        this.log.warn(
+          { err: String(err), id: agentId },
+          "could not push a configuration on one Connect stream; the agent gets it when it reconnects",
+        );
+      }
+    }
   }
 
   /** LISTENs for configuration changes. After a reconnection of the listener, re-sends every open agent's. */

@@ -76,3 +76,19 @@ test("re-key time: 14 days before the end, or a third of the lifetime for short-
   expect(rekeyAt(0, 9000)).toBe(6000);
   expect(rekeyAt(Number.NaN, 90 * day)).toBe(90 * day - REKEY_BEFORE_MS);
 });
+
+test("a stream whose push throws does not keep the configuration from the agent's other streams", async () => {
+  const tenant = await createTenant(sql);
+  const id = await agent(tenant);
+  const p = { kind: "agent" as const, tenantId: tenant, id };
+  const unregisterBroken = control.register(p, () => {
+    throw new Error("write after end");
+  });
+  const got: string[] = [];
+  const unregister = control.register(p, (json) => got.push(json));
+  await withAdmin(sql, (tx) => tx`update agents set config = ${tx.json({ n: 1 })} where id = ${id}`);
+  await control.changed(id); // resolves (does not reject) although one push threw
+  expect(got.map((j) => JSON.parse(j))).toContainEqual({ n: 1 });
+  unregisterBroken();
+  unregister();
+});
