@@ -24,10 +24,27 @@ export async function assertPortFree(
   }
 }
 
-/** A free TCP port on the loopback interface, chosen by the kernel. */
+/** Ports freePort has handed out in this process (the most recent ones), so that it never gives one twice. */
+const handedOut = new Set<number>();
+const REMEMBERED = 4096;
+
+/**
+ * A free TCP port on the loopback interface, chosen by the kernel, and not one this process was already given:
+ * the kernel may offer a port again as soon as the probe socket closes, so two calls (embedded PostgreSQL and
+ * nats-server both on automatic ports) could otherwise get the same one.
+ */
 export function freePort(host = "127.0.0.1"): number {
-  const server = Bun.listen({ hostname: host, port: 0, socket: { data() {} } });
-  const port = server.port;
-  server.stop(true);
-  return port;
+  for (let attempt = 0; attempt < 64; attempt++) {
+    const server = Bun.listen({ hostname: host, port: 0, socket: { data() {} } });
+    const port = server.port;
+    server.stop(true);
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    if (handedOut.size > REMEMBERED) handedOut.delete(handedOut.values().next().value as number);
+    return port;
+  }
+  throw new CollectorError(
+    "PORT_IN_USE",
+    `no free TCP port on ${host} after 64 tries: set the ports in the config file (nats.port, database.embedded.port)`,
+  );
 }
