@@ -9,7 +9,6 @@ import type { RoleContext } from "../app/role.ts";
 import type { ApiDeps, Role } from "./deps.ts";
 import { roleAtLeast } from "./deps.ts";
 import { forbidden } from "./lib/http-errors.ts";
-import type { CounterStore } from "./lib/store.ts";
 import { openApiDeps } from "./open-deps.ts";
 import { authenticate } from "./principal.ts";
 
@@ -20,12 +19,16 @@ export interface RoleAuthorizer {
 
 export function roleAuthorizer(ctx: RoleContext, need: Role): RoleAuthorizer {
   let deps: Promise<ApiDeps> | null = null;
-  let store: CounterStore | null = null;
   const load = () => {
-    deps ??= openApiDeps(ctx).then((d) => {
-      store = d.store;
-      return d;
-    });
+    if (!deps) {
+      const opening = openApiDeps(ctx);
+      deps = opening;
+      // a store that could not be opened (Redis down at the first request) is tried again at the next request,
+      // instead of every later request failing with that first error until the collector restarts
+      opening.catch(() => {
+        if (deps === opening) deps = null;
+      });
+    }
     return deps;
   };
   return {
@@ -34,11 +37,12 @@ export function roleAuthorizer(ctx: RoleContext, need: Role): RoleAuthorizer {
       if (!roleAtLeast(principal.role, need)) throw forbidden(need);
     },
     async close() {
-      // forget the handles too: a later authorize (the owning role started again) opens a fresh store
-      const s = store;
-      store = null;
+      // forget the handles too: a later authorize (the owning role started again) opens a fresh store. A store
+      // still being opened is waited for and closed as well, never left connected.
+      const pending = deps;
       deps = null;
-      await s?.close();
+      const d = await pending?.catch(() => null);
+      await d?.store.close();
     },
   };
 }
