@@ -129,7 +129,11 @@ const api = Section("HTTP API, auth and the embedded web UI (role `api`).", {
     jwt_expiry: Duration("15m", "Lifetime of an access token."),
     refresh_expiry: Duration("168h", "Lifetime of a refresh token."),
     lockout: Section("Back-off after failed sign-ins.", {
-      max_failures: Int(5, "Failed sign-ins in a row before an account is locked.", 1),
+      max_failures: Int(
+        5,
+        "Failed sign-ins in a row before an account is locked. Also: wrong answers within `duration` to the checks a signed-in user repeats (current password to change it; password and code to turn MFA off) before those answer 429 until the window ends.",
+        1,
+      ),
       duration: Duration(
         "15m",
         "How long an account stays locked (doubles with each further lock, up to 24h).",
