@@ -5,38 +5,18 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import Redis from "ioredis";
 import { roleAuthorizer } from "../../src/api/authorizer.ts";
-import { createHttpApp } from "../../src/app/http.ts";
 import type { RoleContext } from "../../src/app/role.ts";
-import { loadConfig } from "../../src/config/load.ts";
-import { silentLogger } from "../../src/observability/logger.ts";
-import { Registry } from "../../src/observability/metrics.ts";
-import { createKeyring } from "../../src/security/keyring.ts";
 import { freePort } from "../../src/supervisor/ports.ts";
 import { waitFor } from "../support/collector.ts";
 import { migratedSql } from "../support/pg.ts";
-import { tempDir } from "../support/tmp.ts";
+import { handBuiltContext } from "./role-context.ts";
 
 const port = freePort();
 let redis: ReturnType<typeof Bun.spawn> | null = null;
 let ctx: RoleContext;
 
 beforeAll(async () => {
-  const metrics = new Registry();
-  ctx = {
-    config: loadConfig({ env: {}, overrides: { redis: { url: `redis://127.0.0.1:${port}` } } }),
-    log: silentLogger(),
-    metrics,
-    sql: (await migratedSql()).sql,
-    natsUrl: "",
-    nats: null,
-    keyring: createKeyring(crypto.getRandomValues(new Uint8Array(32))),
-    dataDir: tempDir("secumon-authorizer-"),
-    http: createHttpApp({
-      log: silentLogger(),
-      metrics,
-      notReady: () => [],
-    }) as unknown as RoleContext["http"],
-  };
+  ctx = handBuiltContext((await migratedSql()).sql, { redis: { url: `redis://127.0.0.1:${port}` } });
 });
 
 afterAll(async () => {

@@ -5,16 +5,12 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { apiRole } from "../../src/api/index.ts";
-import { createHttpApp } from "../../src/app/http.ts";
 import type { RoleContext } from "../../src/app/role.ts";
-import { loadConfig } from "../../src/config/load.ts";
 import { silentLogger } from "../../src/observability/logger.ts";
-import { Registry } from "../../src/observability/metrics.ts";
-import { createKeyring } from "../../src/security/keyring.ts";
 import { connect, type Sql } from "../../src/storage/db.ts";
 import { migratedSql } from "../support/pg.ts";
-import { tempDir } from "../support/tmp.ts";
 import { PASSWORD, passwordHash } from "./harness.ts";
+import { handBuiltContext } from "./role-context.ts";
 
 const pools: Sql[] = [];
 let ctx: RoleContext;
@@ -23,27 +19,11 @@ let sql: Sql;
 beforeAll(async () => {
   const db = await migratedSql();
   sql = db.sql;
-  const metrics = new Registry();
-  ctx = {
-    config: loadConfig({ env: {}, overrides: { api: { port: 0, rate_limiting: { enabled: false } } } }),
-    log: silentLogger(),
-    metrics,
-    sql,
-    pool: (max) => {
-      const p = connect(db.url, { max, log: silentLogger() });
-      pools.push(p);
-      return p;
-    },
-    natsUrl: "",
-    nats: null,
-    keyring: createKeyring(crypto.getRandomValues(new Uint8Array(32))),
-    dataDir: tempDir("secumon-api-role-"),
-    http: createHttpApp({
-      log: silentLogger(),
-      metrics,
-      notReady: () => [],
-    }) as unknown as RoleContext["http"],
-  };
+  ctx = handBuiltContext(sql, { api: { port: 0, rate_limiting: { enabled: false } } }, (max) => {
+    const p = connect(db.url, { max, log: silentLogger() });
+    pools.push(p);
+    return p;
+  });
   const [t] = await sql`insert into tenants (name, slug) values ('Life', 'life') returning id`;
   await sql`insert into users (email, role, tenant_id, password_hash)
             values ('viewer@life.test', 'viewer', ${t?.id}, ${await passwordHash()})`;
