@@ -96,6 +96,11 @@ bench-api: gen
 	@command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null 2>&1 || echo '{"level":"warn","msg":"wrk is not installed (apt-get install wrk): bench-api measures with the Bun fetch loop"}'
 	@AGENTS=$(or $(AGENTS),200) DAYS=$(or $(DAYS),30) CLIENTS=$(or $(CLIENTS),20) $(BUN) $(if $(CPU_PROF),--cpu-prof --cpu-prof-md --cpu-prof-dir=$(CPU_PROF)) bench/api.ts
 
+.PHONY: bench-pool
+## bench-pool: µs per pooled statement over 500,000 statements (does the pool's cost grow as the process ages?) (POOL, ROUNDS, PER_ROUND)
+bench-pool: gen
+	@$(BUN) bench/pool.ts
+
 .PHONY: bench-protocol
 ## bench-protocol: µs per 500-sample metrics batch of the strict wire check (validatePayload) and of decodePayload (ITERATIONS, ROUNDS)
 bench-protocol:
