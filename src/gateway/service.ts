@@ -50,7 +50,8 @@ export interface GatewayService extends Service {
 
 export function createGateway(deps: GatewayDeps): GatewayService {
   const g = deps.config.gateway;
-  const log = deps.log.child({ role: "gateway" });
+  // the collector's role logger already says role=gateway; a gateway built on its own (tests, bench) adds it
+  const log = deps.log.bindings().role ? deps.log : deps.log.child({ role: "gateway" });
   const m = gatewayMetrics(deps.metrics);
   let server: Server | null = null;
   let presence: Presence | null = null;
