@@ -4,7 +4,7 @@ import { ROLE_ORDER, ROLES } from "../app/roles.ts";
 import { VERSION } from "../app/version.ts";
 import { embeddedMigrations } from "../assets/embedded.gen.ts";
 import { loadConfig } from "../config/load.ts";
-import type { Config } from "../config/schema.ts";
+import { type Config, parseDuration } from "../config/schema.ts";
 import { redact, resolveSecrets } from "../config/secrets.ts";
 import { UsageError } from "../lib/errors.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
@@ -106,7 +106,9 @@ export async function serve(argv: string[]): Promise<number> {
   };
   process.on("SIGTERM", () => onSignal("SIGTERM"));
   process.on("SIGINT", () => onSignal("SIGINT"));
-  exitOnCrash(log, () => collector.stop());
+  // the stop after a crash may take what a normal stop takes (children get supervisor.stop_timeout each)
+  const stopBound = Math.max(15_000, 2 * parseDuration(config.supervisor.stop_timeout) + 5_000);
+  exitOnCrash(log, () => collector.stop(), stopBound);
   await collector.start();
   return new Promise<number>(() => {}); // runs until a signal
 }
