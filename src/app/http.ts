@@ -54,6 +54,9 @@ export function createHttpApp(deps: HttpDeps) {
     .onError({ as: "global" }, ({ code, error, set, request }) => {
       if (isCollectorError(error)) {
         set.status = error.status;
+        // a refusal that says when to come back says it in the standard header too (clients honour that one)
+        const retry = (error.details as { retry_after_seconds?: unknown } | undefined)?.retry_after_seconds;
+        if (typeof retry === "number" && retry > 0) set.headers["retry-after"] = String(retry);
         return {
           status: "error",
           errorType: error.code,

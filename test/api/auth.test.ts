@@ -98,6 +98,8 @@ describe("sign-in back-off under concurrent guesses", () => {
     expect(u?.lockouts).toBe(1); // guesses that arrive while it is locked add no further lock
     const right = await h.call("POST", "/api/v1/auth/login", { body: { email, password: PASSWORD } });
     expect(right.status).toBe(429);
+    const lockMs = u?.locked_until.getTime() - h.clock.t;
+    expect(Number(right.headers.get("retry-after"))).toBe(Math.ceil(lockMs / 1000)); // the lock's own end
     const [a] = await h.deps.sql`
       select count(*)::int as n from audit_logs a join users u on u.id = a.resource_id
       where u.email = ${email} and a.action = 'auth.locked'`;

@@ -108,10 +108,16 @@ export function authRoutes(deps: ApiDeps) {
             returning locked_until`,
         );
         if (!signedIn.length) {
+          // locked by another guess of the same burst: the lock may be longer than one duration (repeat locks)
           failures.inc({ reason: "locked" });
+          const [l] = await withAdmin(
+            deps.sql,
+            (tx) => tx<{ locked_until: Date | null }[]>`select locked_until from users where id = ${u.id}`,
+          );
+          const left = (l?.locked_until?.getTime() ?? 0) - now.getTime();
           throw tooMany(
             "this account is locked after repeated failed sign-ins; try again later or ask an administrator to unlock it",
-            lockMs,
+            left > 0 ? left : lockMs,
           );
         }
         if (u.mfa_enabled && deps.config.api.auth.mfa.enabled) {
