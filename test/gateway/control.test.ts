@@ -70,6 +70,31 @@ test("20 quick changes: the agent's open streams see them in order and end on th
   expect(control.openAgents).toBe(0);
 });
 
+test("a change committed while the listener is cut off reaches the stream once it listens again", async () => {
+  const tenant = await createTenant(sql);
+  const id = await agent(tenant);
+  const seen: { missed?: boolean }[] = [];
+  const unregister = control.register({ kind: "agent", tenantId: tenant, id }, (json) =>
+    seen.push(JSON.parse(json)),
+  );
+  // one transaction: the listener's backend is terminated, then the change commits; its NOTIFY goes out at
+  // commit, when nobody listens: only the re-read after the listener reconnects can deliver it
+  await sql.begin(async (tx) => {
+    const cut = await tx`
+      select pg_terminate_backend(pid) from pg_stat_activity
+       where datname = current_database() and pid <> pg_backend_pid()
+         and query ilike ${"%listen%secumon_agent_config_changed%"}`;
+    expect(cut).toHaveLength(1);
+    await tx`update agents set config = ${tx.json({ missed: true })} where id = ${id}`;
+  });
+  await waitFor(
+    async () => seen.some((c) => c.missed) || undefined,
+    15_000,
+    "the configuration missed by NOTIFY",
+  );
+  unregister();
+});
+
 test("re-key time: 14 days before the end, or a third of the lifetime for short-lived certificates", () => {
   const day = 86_400_000;
   expect(rekeyAt(0, 90 * day)).toBe(90 * day - REKEY_BEFORE_MS);
