@@ -196,6 +196,10 @@ const gateway = Section("gRPC endpoint for agents and probes (role `gateway`).",
   ),
   max_message_bytes: Int(4 * MiB, "Largest gRPC message accepted (compressed batch), in bytes.", 1),
   max_uncompressed_bytes: Int(64 * MiB, "Largest batch accepted once decompressed, in bytes.", 1),
+  idle_timeout: Duration(
+    "5m",
+    "A connection with no call open for this long is closed (HTTP/2 GOAWAY; clients reconnect on their next call), so idle connections — from agents between unary calls, or from anyone without a certificate — do not pile up. An open stream counts as a call.",
+  ),
   tls: Section(
     "Server certificate and the CA that signs agent certificates. Empty = generated under `data_dir`.",
     {

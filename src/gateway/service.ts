@@ -162,9 +162,9 @@ export function createGateway(deps: GatewayDeps): GatewayService {
       "grpc.keepalive_time_ms": 60_000,
       "grpc.keepalive_timeout_ms": 20_000,
       "grpc.keepalive_permit_without_calls": 1,
-      // a connection with no call for 5 minutes is closed (GOAWAY; clients reconnect on their next call): idle
-      // connections, from agents between unary calls or from anyone without a certificate, do not pile up
-      "grpc.max_connection_idle_ms": 300_000,
+      // gateway.idle_timeout: a connection with no call is closed (GOAWAY; clients reconnect on their next
+      // call): idle connections, from agents between unary calls or from anyone without a certificate, do not pile up
+      "grpc.max_connection_idle_ms": parseDuration(g.idle_timeout),
       "grpc.http2.min_ping_interval_without_data_ms": 10_000,
       "grpc.max_concurrent_streams": 64,
     });

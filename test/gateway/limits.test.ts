@@ -6,7 +6,7 @@ import "reflect-metadata"; // before @peculiar/x509
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Client, status } from "@grpc/grpc-js";
+import { type Client, connectivityState, status } from "@grpc/grpc-js";
 import * as x509 from "@peculiar/x509";
 import { toPem } from "../../src/pki/ca.ts";
 import { compress, decodePayload, decompressBounded, encodePayload } from "../../src/protocol/index.ts";
@@ -261,6 +261,41 @@ describe("readiness (the collector's shared /ready lists each role's reason)", (
     expect(g.gw.readiness?.()).toBe("gateway: gRPC server not listening yet");
     await g.stop(); // stops the gateway again, then closes NATS
     expect(g.gw.readiness?.()).toMatch(/not listening/);
+  });
+});
+
+describe("idle connections", () => {
+  test("a connection with no call for gateway.idle_timeout is closed; one holding a stream is not", async () => {
+    const g = await startGateway({ idle_timeout: "1s", rate_limiting: { enabled: false } });
+    const own: Client[] = [];
+    try {
+      const t = await createTenant(g.sql);
+      const idle = identityClient(await enrollAgent(g, t), g.address);
+      const busy = identityClient(await enrollAgent(g, t), g.address);
+      own.push(idle, busy);
+      // one unary call (refused: a bad token) connects it, then nothing more
+      expect((await refusal(unaryCall(idle, "Enroll", { token: "smet_bad", csr_pem: "" }))).code).toBe(
+        status.UNAUTHENTICATED,
+      );
+      expect(idle.getChannel().getConnectivityState(false)).toBe(connectivityState.READY);
+      const conn = openStream(busy, "Connect");
+      conn.send({ heartbeat: { sent_unix_ms: Date.now() } });
+      await conn.next(); // configuration at connect
+      await waitFor(
+        async () => idle.getChannel().getConnectivityState(false) === connectivityState.IDLE || undefined,
+        10_000,
+        "the idle connection to be closed by the gateway",
+      );
+      // the one with an open stream is still there and answers
+      expect(busy.getChannel().getConnectivityState(false)).toBe(connectivityState.READY);
+      conn.send({ heartbeat: { sent_unix_ms: Date.now() } });
+      expect(await conn.next()).toBeTruthy();
+      conn.end();
+      await conn.closed;
+    } finally {
+      for (const c of own) c.close();
+      await g.stop();
+    }
   });
 });
 
