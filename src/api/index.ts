@@ -31,9 +31,8 @@ export const apiRole: RoleDefinition = {
           throw err;
         }
         if (deps) {
-          // an in-memory store closes to nothing: keeping it keeps this process's sign-outs and back-offs
-          if (deps.store.kind === "memory") await fresh.store.close();
-          else deps.store = fresh.store;
+          // the in-memory store is the collector's one (open-deps.ts): the same object again, sign-outs kept
+          deps.store = fresh.store;
           if (fresh.readSql) deps.readSql = fresh.readSql;
         } else {
           deps = fresh;
