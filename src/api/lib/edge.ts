@@ -63,6 +63,9 @@ const isApi = (path: string) => path.startsWith("/api/");
 
 export function edgePlugin(deps: ApiDeps) {
   const { cors, rate_limiting: rl, max_body_bytes: maxBody } = deps.config.api;
+  // credentials (cookies) only for origins named in the config, never for "*": any site at all must not send
+  // requests with the browser's cookies (bearer tokens, which the API uses, need none)
+  const credentialOrigins = cors.allowed_origins.filter((o) => o !== "*");
   const limited = deps.metrics.counter({
     name: "secumon_api_rate_limited_total",
     help: "API requests refused by the rate limit.",
@@ -79,14 +82,7 @@ export function edgePlugin(deps: ApiDeps) {
       const corsHeaders: Record<string, string> = { "x-request-id": requestIdOf(request) };
       if (origin && originAllowed(origin, cors.allowed_origins)) {
         corsHeaders["access-control-allow-origin"] = origin;
-        // credentials (cookies) only for origins named in the config, never for "*": any site at all must
-        // not send requests with the browser's cookies (bearer tokens, which the API uses, need none)
-        if (
-          originAllowed(
-            origin,
-            cors.allowed_origins.filter((o) => o !== "*"),
-          )
-        )
+        if (originAllowed(origin, credentialOrigins))
           corsHeaders["access-control-allow-credentials"] = "true";
         corsHeaders.vary = "Origin";
         corsHeaders["access-control-expose-headers"] = "X-Request-Id, Retry-After";
