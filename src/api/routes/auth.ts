@@ -14,8 +14,8 @@ import { guardPlugin } from "../guard.ts";
 import { audit } from "../lib/audit.ts";
 import { tooMany, unauthenticated } from "../lib/http-errors.ts";
 import { reauthLimit } from "../lib/reauth.ts";
-import { sessionOptions } from "../lib/session-opts.ts";
-import { clientIp, revokedSessionKey } from "../principal.ts";
+import { sessionOptions, stopAccessTokens } from "../lib/session-opts.ts";
+import { clientIp } from "../principal.ts";
 import { mfaRoutes, needsMfaEnrolment } from "./mfa.ts";
 
 const Email = t.String({ minLength: 3, maxLength: 254, pattern: "^[^@\\s]+@[^@\\s]+$" });
@@ -74,12 +74,7 @@ export function authRoutes(deps: ApiDeps) {
         const u = rows[0];
         if (u?.locked_until && u.locked_until.getTime() > now.getTime()) {
           failures.inc({ reason: "locked" });
-          const left = u.locked_until.getTime() - now.getTime();
-          throw tooMany(
-            `this account is locked after repeated failed sign-ins; try again in ${Math.ceil(left / 60000)} minute(s) ` +
-              "or ask an administrator to unlock it",
-            left,
-          );
+          throw locked(u.locked_until.getTime() - now.getTime());
         }
         const ok = await verifyPassword(body.password, u?.password_hash ?? null);
         if (!u || !ok || u.disabled) {
@@ -115,10 +110,7 @@ export function authRoutes(deps: ApiDeps) {
             (tx) => tx<{ locked_until: Date | null }[]>`select locked_until from users where id = ${u.id}`,
           );
           const left = (l?.locked_until?.getTime() ?? 0) - now.getTime();
-          throw tooMany(
-            "this account is locked after repeated failed sign-ins; try again later or ask an administrator to unlock it",
-            left > 0 ? left : lockMs,
-          );
+          throw locked(left > 0 ? left : lockMs);
         }
         if (u.mfa_enabled && deps.config.api.auth.mfa.enabled) {
           const mfa_token = await deps.jwt.sign(
@@ -144,7 +136,7 @@ export function authRoutes(deps: ApiDeps) {
         const r = await rotateRefresh(deps.sql, opts, body.refresh_token, c);
         if (r.ok) return r.tokens;
         if (r.reused && r.familyId) {
-          await deps.store.flag(revokedSessionKey(r.familyId), opts.accessTtlSeconds * 1000);
+          await stopAccessTokens(deps, [r.familyId]);
           deps.log.warn({ userId: r.userId, ip: c.ip }, "refresh token reused: session revoked");
           await withAdmin(deps.sql, (tx) =>
             audit(
@@ -181,7 +173,7 @@ export function authRoutes(deps: ApiDeps) {
               { action: "auth.logout", resourceType: "session", resourceId: req.principal.sid },
             );
           });
-          await deps.store.flag(revokedSessionKey(req.principal.sid), opts.accessTtlSeconds * 1000);
+          await stopAccessTokens(deps, [req.principal.sid]);
         }
         return { status: "signed_out" };
       },
@@ -242,10 +234,10 @@ export function authRoutes(deps: ApiDeps) {
           );
           return revokeUserSessions(tx, req.principal.userId as string, now);
         });
-        for (const f of families) {
-          if (f !== req.principal.sid)
-            await deps.store.flag(revokedSessionKey(f), opts.accessTtlSeconds * 1000);
-        }
+        await stopAccessTokens(
+          deps,
+          families.filter((f) => f !== req.principal.sid),
+        );
         return {
           status: "password_changed",
           other_sessions_signed_out: families.filter((f) => f !== req.principal.sid).length,
@@ -261,6 +253,15 @@ export function authRoutes(deps: ApiDeps) {
       },
     )
     .use(mfaRoutes(deps, completeLogin));
+
+  /** 429 for a locked account, saying when it opens again (and in Retry-After). */
+  function locked(leftMs: number) {
+    return tooMany(
+      `this account is locked after repeated failed sign-ins; try again in ${Math.ceil(leftMs / 60000)} minute(s) ` +
+        "or ask an administrator to unlock it",
+      leftMs,
+    );
+  }
 
   /**
    * Counts a wrong password in the row itself (locked, then incremented): wrong guesses sent at once are each
