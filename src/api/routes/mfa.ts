@@ -22,16 +22,18 @@ import type { CompleteLogin } from "./auth.ts";
 const Code = t.String({ pattern: "^\\d{6}$", description: "6-digit code from the authenticator app" });
 const secretContext = (userId: string) => `users.totp_secret:${userId}`;
 
+/** Whether the tenant's settings require MFA of its users (`settings.mfa_required`). */
+async function tenantRequiresMfa(tx: Tx, tenantId: string | null): Promise<boolean> {
+  if (!tenantId) return false;
+  const [row] = await tx<
+    { r: boolean | null }[]
+  >`select (settings->>'mfa_required')::boolean as r from tenants where id = ${tenantId}`;
+  return row?.r === true;
+}
+
 export async function needsMfaEnrolment(deps: ApiDeps, tenantId: string | null): Promise<boolean> {
   if (!deps.config.api.auth.mfa.enabled || !tenantId) return false;
-  const rows = await withAdmin(
-    deps.sql,
-    (tx) =>
-      tx<
-        { r: boolean | null }[]
-      >`select (settings->>'mfa_required')::boolean as r from tenants where id = ${tenantId}`,
-  );
-  return rows[0]?.r === true;
+  return withAdmin(deps.sql, (tx) => tenantRequiresMfa(tx, tenantId));
 }
 
 interface MfaUser {
@@ -218,10 +220,7 @@ export function mfaRoutes(deps: ApiDeps, completeLogin: CompleteLogin) {
         const ok = await withAdmin(deps.sql, async (tx) => {
           const u = await loadUser(tx, userId);
           if (!u?.mfa_enabled) throw conflict("MFA is not active");
-          const [required] = u.tenant_id
-            ? await tx`select (settings->>'mfa_required')::boolean as r from tenants where id = ${u.tenant_id}`
-            : [];
-          if (mfa.enabled && required?.r === true) {
+          if (mfa.enabled && (await tenantRequiresMfa(tx, u.tenant_id))) {
             throw conflict(
               "your tenant requires multi-factor authentication, so it cannot be turned off; to move to a new " +
                 "authenticator, ask an administrator to reset your MFA, then enrol again",
