@@ -11,8 +11,8 @@ import { audit } from "../lib/audit.ts";
 import { mapWriteError, notFound } from "../lib/http-errors.ts";
 import { likePattern, list, PageQuery } from "../lib/list.ts";
 import { IdParams, Name } from "../lib/params.ts";
-import { sessionOptions } from "../lib/session-opts.ts";
-import { forgetPrincipals, revokedSessionKey } from "../principal.ts";
+import { stopAccessTokens } from "../lib/session-opts.ts";
+import { forgetPrincipals } from "../principal.ts";
 
 export function slugify(name: string): string {
   const s = name
@@ -224,7 +224,6 @@ export function tenantRoutes(deps: ApiDeps) {
         returning r.family_id`;
       return [...new Set(rows.map((x) => x.family_id))].filter((f) => f !== keepSid);
     });
-    const ttl = sessionOptions(deps).accessTtlSeconds * 1000;
-    for (const f of families) await deps.store.flag(revokedSessionKey(f), ttl);
+    await stopAccessTokens(deps, families);
   }
 }

@@ -14,8 +14,8 @@ import { audit } from "../lib/audit.ts";
 import { mapWriteError, notFound } from "../lib/http-errors.ts";
 import { likePattern, list, PageQuery } from "../lib/list.ts";
 import { IdParams } from "../lib/params.ts";
-import { sessionOptions } from "../lib/session-opts.ts";
-import { forgetPrincipals, revokedSessionKey } from "../principal.ts";
+import { stopAccessTokens } from "../lib/session-opts.ts";
+import { forgetPrincipals } from "../principal.ts";
 
 const COLS =
   "id, tenant_id, email, name, role, mfa_enabled, disabled, sso_provider, last_login, locked_until, created_at, updated_at";
@@ -23,10 +23,9 @@ const TenantRole = t.Union([t.Literal("viewer"), t.Literal("operator"), t.Litera
 const Email = t.String({ minLength: 3, maxLength: 254, pattern: "^[^@\\s]+@[^@\\s]+$" });
 
 export function userRoutes(deps: ApiDeps) {
-  const opts = sessionOptions(deps);
   const signOut = async (userId: string) => {
     const families = await withAdmin(deps.sql, (tx) => revokeUserSessions(tx, userId, new Date(deps.now())));
-    for (const f of families) await deps.store.flag(revokedSessionKey(f), opts.accessTtlSeconds * 1000);
+    await stopAccessTokens(deps, families);
   };
   return new Elysia({ name: "api/users", prefix: "/api/v1/users" })
     .use(guardPlugin(deps))
