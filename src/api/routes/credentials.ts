@@ -4,6 +4,7 @@
  * (`smk_…`, a role up to admin, optional expiry). Listing never returns a token; DELETE revokes.
  */
 import { readFileSync } from "node:fs";
+import type { Static } from "@sinclair/typebox";
 import { Elysia, t } from "elysia";
 import { randomSecret, sha256 } from "../../auth/secrets.ts";
 import { CollectorError } from "../../lib/errors.ts";
@@ -275,17 +276,8 @@ const AuditQuery = {
   to: t.Optional(t.String({ format: "date-time" })),
 };
 
-interface AuditFilters {
-  action?: string;
-  resource_type?: string;
-  resource_id?: string;
-  actor?: string;
-  from?: string;
-  to?: string;
-  sort?: string;
-  limit?: number;
-  offset?: number;
-}
+/** The filters both audit lists take (the tenant's and the platform's). */
+type AuditFilters = Static<ReturnType<typeof t.Object<typeof AuditQuery>>>;
 
 function auditList(t: Tx, query: AuditFilters, more: ListSpec["where"]) {
   return list(t, {
