@@ -143,9 +143,14 @@ function renewHandler(d: HandlerDeps, kind: "agent" | "probe") {
   });
 }
 
+/** Takes one request from a principal's (principalKey) per-agent rate (gateway.rate_limiting): ms to wait, 0 = go. */
+function rateWait(d: HandlerDeps, key: string): number {
+  return d.batchLimiter?.take(key) ?? 0;
+}
+
 /** The per-agent rate limit (gateway.rate_limiting) for a unary call: RESOURCE_EXHAUSTED beyond it. */
 function rateLimit(d: HandlerDeps, p: Principal): void {
-  const wait = d.batchLimiter?.take(principalKey(p)) ?? 0;
+  const wait = rateWait(d, principalKey(p));
   if (wait > 0) {
     throw exhausted(
       `rate limit (gateway.rate_limiting) reached for ${p.kind} ${p.id}: retry in ${wait} ms`,
@@ -215,7 +220,7 @@ async function openStream(
   d.presence.streamOpened(p, "online");
   let closed = false;
   let cleaned = false;
-  let expiry: ReturnType<typeof setTimeout> | null = null;
+  let cancelExpiry: (() => void) | null = null;
   const cleanups: (() => void)[] = [];
   const cleanup = () => {
     if (cleaned) return;
@@ -223,8 +228,7 @@ async function openStream(
     closed = true;
     untrack();
     for (const fn of cleanups) fn();
-    if (expiry) clearTimeout(expiry);
-    expiry = null;
+    cancelExpiry?.();
     d.calls.release(key);
     d.metrics.openStreams.dec();
     d.presence.streamClosed(p);
@@ -241,24 +245,12 @@ async function openStream(
   });
   // the certificate was valid at the handshake; the stream must not outlive it
   const notAfter = Date.parse(call.getAuthContext()?.sslPeerCertificate?.valid_to ?? "");
-  const armExpiry = () => {
-    const left = notAfter - Date.now();
-    if (left > MAX_TIMER_MS) {
-      expiry = setTimeout(armExpiry, MAX_TIMER_MS);
-      expiry.unref?.();
-      return;
-    }
-    expiry = setTimeout(
-      () => {
-        expiry = null;
-        d.metrics.refusals.inc({ reason: "cert_expired_while_open" });
-        end(certExpired(p, notAfter));
-      },
-      Math.max(0, left),
-    );
-    expiry.unref?.();
-  };
-  if (Number.isFinite(notAfter)) armExpiry();
+  if (Number.isFinite(notAfter)) {
+    cancelExpiry = timerAt(notAfter, () => {
+      d.metrics.refusals.inc({ reason: "cert_expired_while_open" });
+      end(certExpired(p, notAfter));
+    });
+  }
   call.on("cancelled", cleanup);
   call.on("close", cleanup);
   call.on("finish", cleanup);
@@ -274,8 +266,33 @@ async function openStream(
   };
 }
 
-/** setTimeout's longest delay (~24.8 days); a later notAfter re-arms. */
+/** setTimeout's longest delay (~24.8 days); a later time re-arms. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Runs `fn` at `at` (ms since the epoch; soon after, if that has passed), re-arming in steps when it is
+ * further away than setTimeout allows; unref'd. Returns the cancel.
+ */
+function timerAt(at: number, fn: () => void): () => void {
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const arm = () => {
+    const left = at - Date.now();
+    timer = setTimeout(
+      () => {
+        timer = null;
+        if (left > MAX_TIMER_MS) arm();
+        else fn();
+      },
+      Math.min(Math.max(0, left), MAX_TIMER_MS),
+    );
+    timer.unref?.();
+  };
+  arm();
+  return () => {
+    if (timer) clearTimeout(timer);
+    timer = null;
+  };
+}
 
 function certExpired(p: Principal, notAfter: number): GatewayError {
   return new GatewayError(
@@ -322,7 +339,7 @@ function telemetryStream(d: HandlerDeps, svc: "agent" | "probe", kind: Telemetry
         return;
       }
       const t0 = performance.now();
-      const wait = d.batchLimiter?.take(key) ?? 0;
+      const wait = rateWait(d, key);
       if (wait > 0) {
         d.metrics.batches.inc({ kind, result: "rate_limited" });
         reply({
@@ -371,6 +388,7 @@ function connectHandler(d: HandlerDeps) {
     const s = await openStream(d, call as ServerDuplexStream<unknown, unknown>, "agent");
     if (!s) return;
     const { p } = s;
+    const key = principalKey(p);
     // the configuration now, then again whenever an administrator changes it (each distinct one once)
     let lastConfig: string | null = null;
     const pushConfig = (json: string) => {
@@ -384,24 +402,13 @@ function connectHandler(d: HandlerDeps) {
     const cert = call.getAuthContext()?.sslPeerCertificate;
     const notAfter = Date.parse(cert?.valid_to ?? "");
     if (Number.isFinite(notAfter)) {
-      const at = rekeyAt(Date.parse(cert?.valid_from ?? ""), notAfter);
-      let timer: ReturnType<typeof setTimeout> | null = null;
-      const rekeyWhenDue = () => {
-        timer = null;
-        const left = at - Date.now();
-        if (left > 0) {
-          timer = setTimeout(rekeyWhenDue, Math.min(left, MAX_TIMER_MS)); // a long wait re-arms in steps
-          timer.unref?.();
-        } else if (!s.isClosed()) {
+      const rekey = () => {
+        if (!s.isClosed())
           call.write({
             rekey: { reason: `certificate expires ${new Date(notAfter).toISOString()}; renew it` },
           });
-        }
       };
-      rekeyWhenDue();
-      s.onCleanup(() => {
-        if (timer) clearTimeout(timer);
-      });
+      s.onCleanup(timerAt(rekeyAt(Date.parse(cert?.valid_from ?? ""), notAfter), rekey));
     }
     call.on("data", (m) => {
       if (s.isClosed()) return;
@@ -416,7 +423,7 @@ function connectHandler(d: HandlerDeps) {
         return;
       }
       // heartbeats count against the per-agent rate like any request: a flood ends the stream
-      const wait = d.batchLimiter?.take(principalKey(p)) ?? 0;
+      const wait = rateWait(d, key);
       if (wait > 0) {
         d.metrics.refusals.inc({ reason: "rate_limited" });
         s.end(
