@@ -6,6 +6,7 @@ import type { Sql } from "postgres";
 import type { Logger } from "../observability/logger.ts";
 import type { Principal } from "../pki/identity.ts";
 import { withTenant } from "../storage/db.ts";
+import { listenWithResync } from "../storage/listen.ts";
 
 export const AGENT_CONFIG_CHANNEL = "secumon_agent_config_changed";
 
@@ -103,8 +104,8 @@ export class ControlChannels {
 
   /** LISTENs for configuration changes. After a reconnection of the listener, re-sends every open agent's. */
   async listen(): Promise<void> {
-    let listened = false;
-    const sub = await this.sql.listen(
+    this.unlisten = await listenWithResync(
+      this.sql,
       AGENT_CONFIG_CHANNEL,
       (payload) => {
         let id: unknown;
@@ -119,13 +120,11 @@ export class ControlChannels {
         }
         void this.changed(id);
       },
+      // a change may have been missed while not listening
       () => {
-        // (re)connected: a change may have been missed while not listening (not on the first listen)
-        if (listened) for (const id of [...this.open.keys()]) void this.changed(id);
-        listened = true;
+        for (const id of [...this.open.keys()]) void this.changed(id);
       },
     );
-    this.unlisten = sub.unlisten;
   }
 
   async stop(): Promise<void> {

@@ -13,6 +13,7 @@ import { executable } from "../assets/binaries.ts";
 import { parseDuration } from "../config/schema.ts";
 import { CollectorError, errorMessage } from "../lib/errors.ts";
 import type { Service } from "../lib/lifecycle.ts";
+import { listenWithResync } from "../storage/listen.ts";
 import type { SupervisedChild } from "../supervisor/child.ts";
 import { wireguardChild } from "../supervisor/wireguard.ts";
 import { formatPrefix, hostOf, parsePrefix, within } from "./cidr.ts";
@@ -383,18 +384,12 @@ export function createWgManager(ctx: RoleContext, opts: WgManagerOptions = {}): 
       },
       `WireGuard interface ${cfg.interface} up on UDP ${cfg.listen_port} with ${r.peers} peers`,
     );
-    let first = true;
-    const sub = await ctx.sql.listen(CHANGE_CHANNEL, onNotify, () => {
-      // (re)connected: changes made while we were not listening are caught by a full reconcile
-      if (first) {
-        first = false;
-        return;
-      }
+    // changes made while the listener was reconnecting are caught by a full reconcile
+    unlisten = await listenWithResync(ctx.sql, CHANGE_CHANNEL, onNotify, () => {
       exclusive(reconcileNow).catch((err) =>
         log.error({ err: errorMessage(err) }, "WireGuard reconcile failed"),
       );
     });
-    unlisten = sub.unlisten;
     every(parseDuration(cfg.reconcile_interval), "reconcile", async () => {
       await exclusive(async () => {
         await refreshKeys();
