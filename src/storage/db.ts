@@ -107,15 +107,8 @@ export async function tenantQuery<T extends readonly object[] = postgres.Row[]>(
   opts: TenantQueryOptions = {},
 ): Promise<T> {
   checkTenantId(tenantId);
-  try {
-    return await readOnce(sql, tenantId, fn, opts);
-  } catch (e) {
-    // A pooled connection whose server went away while it sat idle (PostgreSQL restarted, an administrator or
-    // a proxy closed it) fails the first statement sent on it. The statement is read-only: run it once more,
-    // on a new connection, instead of failing a request for a connection the caller never chose.
-    if (!(e instanceof CollectorError) || !droppedSession(e.cause)) throw e;
-    return readOnce(sql, tenantId, fn, opts);
-  }
+  // read-only: safe to run again whenever its session was dropped, whatever it had done by then
+  return onceMore(sql, () => readOnce(sql, tenantId, fn, opts));
 }
 
 /** An open session the server or the network ended (not a failure to connect: that would fail again). */
@@ -123,6 +116,26 @@ function droppedSession(e: unknown): boolean {
   if (e instanceof postgres.PostgresError) return e.code === "57P01"; // admin_shutdown: terminated, restarting
   const code = (e as { code?: unknown } | null)?.code;
   return code === "CONNECTION_CLOSED" || code === "ECONNRESET" || code === "EPIPE";
+}
+
+/** Thrown by an attempt that failed on a dropped session and may safely run again (its `cause` says why). */
+class Dropped extends Error {}
+
+/**
+ * Runs `attempt`; when it throws Dropped, once more. A pooled connection whose server went away while it sat
+ * idle (PostgreSQL restarted, an administrator or a proxy closed it) fails the first statement sent on it:
+ * the request did not choose that connection, so it should not fail for it. A second Dropped is the
+ * database's error to the caller (DATABASE_UNAVAILABLE).
+ */
+async function onceMore<T>(sql: Sql, attempt: () => Promise<T>): Promise<T> {
+  try {
+    return await attempt();
+  } catch (e) {
+    if (!(e instanceof Dropped)) throw e;
+    return attempt().catch((again: unknown) => {
+      throw again instanceof Dropped ? mapDatabaseError(again.cause, sql) : again;
+    });
+  }
 }
 
 async function readOnce<T extends readonly object[]>(
@@ -169,6 +182,7 @@ async function readOnce<T extends readonly object[]>(
     await commit;
     return rows;
   } catch (e) {
+    if (droppedSession(e)) throw new Dropped("the session was dropped", { cause: e });
     throw mapDatabaseError(e, sql);
   } finally {
     // back to the pool once idle: after an error the remaining statements still run (a lost connection is
@@ -193,20 +207,8 @@ export function withAdmin<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Promise<T> {
 }
 
 async function inRole<T>(sql: Sql, role: string, tenantId: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  try {
-    return await inRoleOnce(sql, role, tenantId, fn);
-  } catch (e) {
-    // BEGIN failed on a pooled connection whose server went away while it sat idle (see tenantQuery): nothing
-    // of `fn` ran, so the transaction runs once more, on a new connection
-    if (!(e instanceof NotBegun)) throw e;
-    return inRoleOnce(sql, role, tenantId, fn).catch((again: unknown) => {
-      throw again instanceof NotBegun ? mapDatabaseError(again.cause, sql) : again;
-    });
-  }
+  return onceMore(sql, () => inRoleOnce(sql, role, tenantId, fn));
 }
-
-/** A transaction whose BEGIN failed on a dropped session, before `fn` was called. */
-class NotBegun extends Error {}
 
 async function inRoleOnce<T>(
   sql: Sql,
@@ -229,7 +231,8 @@ async function inRoleOnce<T>(
     });
     return result as T;
   } catch (e) {
-    if (!begun && droppedSession(e)) throw new NotBegun("BEGIN failed on a dropped session", { cause: e });
+    // only when BEGIN itself failed: nothing of `fn` ran, so the transaction may run again
+    if (!begun && droppedSession(e)) throw new Dropped("BEGIN failed on a dropped session", { cause: e });
     throw mapDatabaseError(e, sql);
   }
 }
