@@ -83,6 +83,8 @@ export function createSimulator(o: SimulatorOptions): Simulator {
   const onAck = (ms: number) => {
     if (latencies.length < 200_000) latencies.push(ms);
   };
+  /** Batches sent and not yet acknowledged, over every agent. */
+  const pending = () => agents.reduce((n, a) => n + a.pendingCount, 0);
 
   async function enrollAll(): Promise<Identity[]> {
     if (o.identities) return o.identities.slice(0, o.agents);
@@ -156,7 +158,6 @@ export function createSimulator(o: SimulatorOptions): Simulator {
     },
     async drain(timeoutMs) {
       producing = false;
-      const pending = () => agents.reduce((n, a) => n + a.pendingCount, 0);
       const deadline = Date.now() + timeoutMs;
       while (pending() > 0 && Date.now() < deadline) await Bun.sleep(50);
       return pending();
@@ -173,7 +174,7 @@ export function createSimulator(o: SimulatorOptions): Simulator {
       acked: stats.acked,
       rejected: stats.rejected,
       retried: stats.retried,
-      pending: agents.reduce((n, a) => n + a.pendingCount, 0),
+      pending: pending(),
       ackedSamples: { ...stats.ackedSamples },
       streamErrors: stats.streamErrors,
       lastError: stats.lastError,
