@@ -11,6 +11,7 @@ import { enroll, type Identity, identityClient, makeClient, unaryCall } from "..
 import { withAdmin } from "../../src/storage/db.ts";
 import { waitFor } from "../support/collector.ts";
 import {
+  agentPresence,
   countMessages,
   createTenant,
   createToken,
@@ -487,14 +488,7 @@ describe("identity", () => {
     expect(e.code).toBe(status.UNAUTHENTICATED);
     expect(await countMessages(h.nc, `secumon.*.${other}.>`)).toBe(0);
     // nor in the database: the victim was not even seen
-    const [row] = await withAdmin(
-      h.sql,
-      (tx) =>
-        tx<
-          { status: string; last_seen: Date | null }[]
-        >`select status, last_seen from agents where id = ${victim.id}`,
-    );
-    expect(row).toEqual({ status: "pending", last_seen: null });
+    expect(await agentPresence(h.sql, victim.id)).toEqual({ status: "pending", last_seen: null });
   });
 
   test("the subject's tenant always comes from the certificate (a batch cannot name another tenant)", async () => {
@@ -617,13 +611,7 @@ describe("presence", () => {
     await unaryCall(c, "SendInventory", batch("presence-1", encodePayload("inventory", { time_unix_ms: 1 })));
     const row = await waitFor(
       async () => {
-        const [r] = await withAdmin(
-          h.sql,
-          (tx) =>
-            tx<
-              { status: string; last_seen: Date | null }[]
-            >`select status, last_seen from agents where id = ${id.id}`,
-        );
+        const r = await agentPresence(h.sql, id.id);
         return r?.status === "online" ? r : undefined;
       },
       10_000,

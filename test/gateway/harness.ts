@@ -157,3 +157,16 @@ export async function countMessages(
 export async function enrollAgent(h: Harness, tenantId: string): Promise<Identity> {
   return enroll({ address: h.address, caPem: h.gw.caPem, token: await createToken(h.sql, tenantId) });
 }
+
+/** An agent's presence columns, as the gateway writes them (a refused call must leave them as they were). */
+export async function agentPresence(
+  sql: Sql,
+  id: string,
+): Promise<{ status: string; last_seen: Date | null } | undefined> {
+  const [row] = await withAdmin(
+    sql,
+    (tx) =>
+      tx<{ status: string; last_seen: Date | null }[]>`select status, last_seen from agents where id = ${id}`,
+  );
+  return row;
+}

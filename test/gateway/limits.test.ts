@@ -16,6 +16,7 @@ import { withAdmin } from "../../src/storage/db.ts";
 import { waitFor } from "../support/collector.ts";
 import { tempDir } from "../support/tmp.ts";
 import {
+  agentPresence,
   countMessages,
   createTenant,
   createToken,
@@ -89,14 +90,7 @@ describe("operator CA and limits", () => {
     const e = await refusal(unaryCall(c, "SendInventory", inv("expired-1")));
     expect(e.code).toBe(status.UNAUTHENTICATED);
     expect(await countMessages(h.nc, `secumon.*.${tenant}.${id.id}`)).toBe(0);
-    const [row] = await withAdmin(
-      h.sql,
-      (tx) =>
-        tx<
-          { status: string; last_seen: Date | null }[]
-        >`select status, last_seen from agents where id = ${id.id}`,
-    );
-    expect(row).toEqual({ status: "pending", last_seen: null }); // nothing written in the database either
+    expect(await agentPresence(h.sql, id.id)).toEqual({ status: "pending", last_seen: null }); // nothing written in the database either
   });
 
   test("an open stream is closed UNAUTHENTICATED when its client certificate expires", async () => {
